@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins dependencies that are not yet imported elsewhere.
+package tools
+import (
+ _ "golang.org/x/crypto/ssh/agent"
+ _ "golang.org/x/sys/unix"
+ _ "github.com/awnumar/memguard"
+ _ "github.com/spf13/pflag"
+ _ "golang.org/x/term"
+ _ "github.com/rogpeppe/go-internal/testscript"
+)
