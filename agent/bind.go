@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// maxBinds is how many session-binds one connection may record, as
+// OpenSSH's AGENT_MAX_SESSION_IDS.
+const maxBinds = 16
+
+// hop is one verified session-bind: the host the connection passed through.
+type hop struct {
+	key        ssh.PublicKey
+	blob       []byte
+	sessionID  []byte
+	forwarding bool
+}
+
+// bind verifies a session-bind@openssh.com payload (the host's signature
+// over the session id) and records it on the connection, with OpenSSH's
+// rules: no more binds after one made for authentication, the same session
+// id may not come back with another key, at most maxBinds.
+func (c *conn) bind(payload []byte) error {
+	b, err := protocol.ParseSessionBind(payload)
+	if err != nil {
+		return err
+	}
+	key, err := ssh.ParsePublicKey(b.HostKey)
+	if err != nil {
+		return fmt.Errorf("session-bind: host key: %w", err)
+	}
+	var sig ssh.Signature
+	if err := ssh.Unmarshal(b.Signature, &sig); err != nil {
+		return fmt.Errorf("session-bind: signature: %w", err)
+	}
+	if err := key.Verify(b.SessionID, &sig); err != nil {
+		return fmt.Errorf("session-bind: signature does not verify: %w", err)
+	}
+	for _, h := range c.hops {
+		if bytes.Equal(h.sessionID, b.SessionID) {
+			if bytes.Equal(h.blob, b.HostKey) {
+				return nil // already bound to this session
+			}
+			return errors.New("session-bind: session id bound to another host key")
+		}
+	}
+	if n := len(c.hops); n > 0 && !c.hops[n-1].forwarding {
+		return errors.New("session-bind: connection already bound for authentication")
+	}
+	if len(c.hops) >= maxBinds {
+		return errors.New("session-bind: too many binds")
+	}
+	c.hops = append(c.hops, hop{
+		key:        key,
+		blob:       bytes.Clone(b.HostKey),
+		sessionID:  bytes.Clone(b.SessionID),
+		forwarding: b.Forwarding,
+	})
+	if b.Forwarding {
+		c.forwarded = true
+	}
+	return nil
+}
+
+// matches reports whether the connection's verified hops satisfy a
+// destination chain, hop for hop.
+func (c *conn) matches(ch protocol.Chain) bool {
+	if len(c.hops) != len(ch) {
+		return false
+	}
+	for i, h := range c.hops {
+		ok := false
+		for _, k := range ch[i].Keys {
+			if bytes.Equal(k, h.blob) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

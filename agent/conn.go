@@ -1,0 +1,419 @@
+package agent
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// conn is one client connection.
+type conn struct {
+	a    *Agent
+	nc   *net.UnixConn
+	peer *PeerInfo
+
+	// forwarded is set when the connection comes from a remote side: a
+	// session-bind said so, or the peer is an ssh client relaying it.
+	forwarded bool
+	hops      []hop
+	upstream  *upstreamKeys
+
+	busy       atomic.Bool
+	mu         sync.Mutex
+	lastActive time.Time
+}
+
+func (c *conn) idleSince() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastActive
+}
+
+func (c *conn) touch() {
+	c.mu.Lock()
+	c.lastActive = c.a.cfg.Now()
+	c.mu.Unlock()
+}
+
+// isSSHClient reports whether exe is an OpenSSH client, which relays
+// forwarded agent connections from a remote host.
+func isSSHClient(exe string) bool {
+	return filepath.Base(exe) == "ssh"
+}
+
+// serve reads frames until the peer goes away or misbehaves.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer func() {
+		if c.upstream != nil {
+			c.upstream.Close()
+		}
+	}()
+	cfg := &c.a.cfg
+	var hdr [4]byte
+	for {
+		c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
+			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
+				cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+			}
+			return
+		}
+		c.busy.Store(true)
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 || n > protocol.MaxFrame {
+			// Answer, then hang up: the stream cannot be resynchronised
+			// without reading what we refuse to read.
+			cfg.Debug.Printf("pid %d: frame of %d bytes refused (limit %d)", c.peer.PID, n, protocol.MaxFrame)
+			c.nc.SetWriteDeadline(time.Now().Add(cfg.FrameTimeout))
+			c.nc.Write(protocol.FailureFrame())
+			return
+		}
+		c.nc.SetReadDeadline(time.Now().Add(cfg.FrameTimeout))
+		body := make([]byte, n)
+		_, err := io.ReadFull(c.nc, body)
+		if err != nil {
+			memsafe.Wipe(body)
+			cfg.Debug.Printf("pid %d: reading frame: %v", c.peer.PID, err)
+			return
+		}
+		err = c.handle(body)
+		memsafe.Wipe(body)
+		c.touch()
+		c.busy.Store(false)
+		if err != nil {
+			cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+			return
+		}
+	}
+}
+
+// send writes one reply frame within the frame timeout.
+func (c *conn) send(frame []byte) error {
+	c.nc.SetWriteDeadline(time.Now().Add(c.a.cfg.FrameTimeout))
+	if _, err := c.nc.Write(frame); err != nil {
+		return fmt.Errorf("writing reply: %w", err)
+	}
+	return nil
+}
+
+func (c *conn) fail(code uint32, msg string) error {
+	return c.send(protocol.MarshalFailure(code, msg))
+}
+
+// event fills in the connection's side of an audit event.
+func (c *conn) event(op, provider, decision, reason string) Event {
+	e := Event{Op: op, Provider: provider, Decision: decision, Reason: reason, Peer: c.peer, Forwarded: c.forwarded}
+	for _, h := range c.hops {
+		e.Hops = append(e.Hops, ssh.FingerprintSHA256(h.key))
+	}
+	return e
+}
+
+func (c *conn) audit(e Event) { c.a.cfg.Audit.Log(e) }
+
+// handle serves one request frame (body includes the message number).
+func (c *conn) handle(body []byte) error {
+	switch body[0] {
+	case protocol.MsgExtension:
+		return c.extension(body)
+	case protocol.MsgLock, protocol.MsgUnlock:
+		return c.lockRequest(body)
+	case protocol.MsgAddIdentity, protocol.MsgAddIDConstrained, protocol.MsgRemoveIdentity,
+		protocol.MsgRemoveAllIdentities, protocol.MsgAddSmartcardKey, protocol.MsgRemoveSmartcardKey,
+		protocol.MsgAddSmartcardConstrained:
+		if c.forwarded {
+			c.audit(c.event(fmt.Sprintf("ssh-key-op-%d", body[0]), "", "deny", "not permitted on a forwarded connection"))
+			return c.send(protocol.FailureFrame())
+		}
+		return c.keyFrame(body)
+	default:
+		return c.keyFrame(body)
+	}
+}
+
+// keyFrame passes a frame to the SSH-key side.
+func (c *conn) keyFrame(body []byte) error {
+	backend := c.a.keyring
+	if c.a.cfg.Upstream != "" {
+		if c.upstream == nil {
+			c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
+		}
+		if err := c.upstream.dial(); err != nil {
+			c.a.cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+			return c.send(protocol.FailureFrame())
+		}
+		backend = c.upstream
+	}
+	keys := &lockedKeys{backend: backend, locked: c.a.lock.isLocked, lifetime: c.a.cfg.DefaultLifetime}
+	return c.send(serveKeyFrame(keys, body))
+}
+
+func (c *conn) lockRequest(body []byte) error {
+	op := "lock"
+	if body[0] == protocol.MsgUnlock {
+		op = "unlock"
+	}
+	if c.forwarded {
+		c.audit(c.event(op, "", "deny", "not permitted on a forwarded connection"))
+		return c.send(protocol.FailureFrame())
+	}
+	pass, err := protocol.ParseLock(body[1:])
+	if err != nil {
+		c.audit(c.event(op, "", "error", err.Error()))
+		return c.send(protocol.FailureFrame())
+	}
+	var ok bool
+	if op == "lock" {
+		ok = c.a.lock.lock(pass)
+	} else {
+		ok = c.a.lock.unlock(pass)
+	}
+	if !ok {
+		reason := "already locked"
+		if op == "unlock" {
+			reason = "wrong passphrase or not locked"
+		}
+		c.audit(c.event(op, "", "deny", reason))
+		return c.send(protocol.FailureFrame())
+	}
+	c.audit(c.event(op, "", "allow", ""))
+	return c.send(protocol.SuccessFrame())
+}
+
+// remoteOK lists the extensions a forwarded connection may use.
+var remoteOK = map[string]bool{
+	protocol.ExtQuery:       true,
+	protocol.ExtSessionBind: true,
+	protocol.ExtGet:         true,
+	protocol.ExtList:        true,
+	protocol.ExtStatus:      true,
+}
+
+func (c *conn) extension(body []byte) error {
+	name, payload, err := protocol.ParseExtension(body)
+	if err != nil {
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	if c.forwarded && !remoteOK[name] && isOurs(name) {
+		c.audit(c.event(opName(name), "", "deny", "not permitted on a forwarded connection"))
+		return c.fail(protocol.CodeNotPermitted, "not permitted on a forwarded connection")
+	}
+	switch name {
+	case protocol.ExtQuery:
+		return c.send(protocol.MarshalQueryReply(protocol.Extensions))
+	case protocol.ExtSessionBind:
+		if err := c.bind(payload); err != nil {
+			c.audit(c.event("session-bind", "", "deny", err.Error()))
+			return c.send(protocol.FailureFrame())
+		}
+		return c.send(protocol.SuccessFrame())
+	case protocol.ExtStatus:
+		return c.status()
+	case protocol.ExtList:
+		return c.list()
+	case protocol.ExtGet:
+		return c.get(payload)
+	case protocol.ExtAdd:
+		return c.add(payload)
+	case protocol.ExtRemove:
+		return c.remove(payload)
+	case protocol.ExtRemoveAll:
+		return c.removeAll()
+	}
+	// Not ours: the SSH-key side answers (SSH_AGENT_FAILURE for unknown).
+	return c.keyFrame(body)
+}
+
+func isOurs(name string) bool { return strings.HasSuffix(name, "@llm-agent") }
+
+func opName(ext string) string { return strings.TrimSuffix(ext, "@llm-agent") }
+
+// visible reports whether the connection may see credential cr at all.
+func (c *conn) visible(cr *credential) bool {
+	return !(cr.cons.LocalOnly && c.forwarded)
+}
+
+func (c *conn) status() error {
+	now := c.a.cfg.Now()
+	var n uint32
+	for _, cr := range c.a.store.snapshot(now) {
+		if c.visible(cr) {
+			n++
+		}
+	}
+	return c.send(protocol.MarshalStatusReply(protocol.Status{
+		Locked: c.a.lock.isLocked(), Count: n, Forwarded: c.forwarded, Version: Version,
+	}))
+}
+
+func (c *conn) list() error {
+	if c.a.lock.isLocked() {
+		c.audit(c.event("list", "", "deny", errLocked.Error()))
+		return c.fail(protocol.CodeLocked, errLocked.Error())
+	}
+	var entries []protocol.Entry
+	for _, cr := range c.a.store.snapshot(c.a.cfg.Now()) {
+		if c.visible(cr) {
+			entries = append(entries, cr.entry())
+		}
+	}
+	return c.send(protocol.MarshalListReply(entries))
+}
+
+func (c *conn) add(payload []byte) error {
+	if c.a.lock.isLocked() {
+		c.audit(c.event("add", "", "deny", errLocked.Error()))
+		return c.fail(protocol.CodeLocked, errLocked.Error())
+	}
+	req, err := protocol.ParseAddRequest(payload)
+	if err != nil {
+		c.audit(c.event("add", "", "error", err.Error()))
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	lifetime := c.a.cfg.DefaultLifetime
+	if req.Lifetime != 0 {
+		lifetime = time.Duration(req.Lifetime) * time.Second
+	}
+	provider := req.Provider
+	if err := c.a.store.add(req, lifetime, c.a.cfg.Now()); err != nil {
+		code := uint32(protocol.CodeBadRequest)
+		if errors.Is(err, memsafe.ErrLockedMemory) {
+			code = protocol.CodeResource
+		}
+		c.audit(c.event("add", provider, "error", err.Error()))
+		return c.fail(code, err.Error())
+	}
+	c.audit(c.event("add", provider, "allow", ""))
+	return c.send(protocol.SuccessFrame())
+}
+
+func (c *conn) remove(payload []byte) error {
+	req, err := protocol.ParseRemoveRequest(payload)
+	if err != nil {
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	if c.a.lock.isLocked() {
+		c.audit(c.event("remove", req.Provider, "deny", errLocked.Error()))
+		return c.fail(protocol.CodeLocked, errLocked.Error())
+	}
+	if !c.a.store.remove(req.Provider) {
+		c.audit(c.event("remove", req.Provider, "deny", errNotFound.Error()))
+		return c.fail(protocol.CodeNotFound, fmt.Sprintf("no credential for %q", req.Provider))
+	}
+	c.audit(c.event("remove", req.Provider, "allow", ""))
+	return c.send(protocol.SuccessFrame())
+}
+
+func (c *conn) removeAll() error {
+	if c.a.lock.isLocked() {
+		c.audit(c.event("remove-all", "", "deny", errLocked.Error()))
+		return c.fail(protocol.CodeLocked, errLocked.Error())
+	}
+	n := c.a.store.removeAll()
+	c.audit(c.event("remove-all", "", "allow", fmt.Sprintf("%d removed", n)))
+	return c.send(protocol.MarshalCountReply(uint32(n)))
+}
+
+func (c *conn) get(payload []byte) error {
+	req, err := protocol.ParseGetRequest(payload)
+	if err != nil {
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	deny := func(code uint32, reason string) error {
+		e := c.event("get", req.Provider, "deny", reason)
+		e.Remote = req.Requester
+		c.audit(e)
+		return c.fail(code, reason)
+	}
+	if c.a.lock.isLocked() {
+		return deny(protocol.CodeLocked, errLocked.Error())
+	}
+	cr := c.a.store.lookup(req.Provider, c.a.cfg.Now())
+	if cr == nil || !c.visible(cr) {
+		return deny(protocol.CodeNotFound, fmt.Sprintf("no credential for %q", req.Provider))
+	}
+	if len(cr.cons.Destinations) > 0 && !c.destinationOK(cr) {
+		return deny(protocol.CodeDestination, fmt.Sprintf("the %q credential is not allowed on this host path", req.Provider))
+	}
+	if cr.kind == protocol.KindOAuth && !cr.has(protocol.FieldAccess) {
+		return deny(protocol.CodeFailed, fmt.Sprintf("the %q credential holds no access token", req.Provider))
+	}
+	if cr.cons.Confirm {
+		ok, reason := c.a.confirm.confirm(c.prompt(req))
+		if !ok {
+			return deny(protocol.CodeRefused, reason)
+		}
+	}
+	err = c.a.store.reveal(cr, func(plain *protocol.Credential) error {
+		size := protocol.GetReplySize(plain)
+		return c.a.cfg.Budget.Scratch(4+size, func(buf []byte) error {
+			frame := protocol.AppendGetReply(buf[:0], plain)
+			return c.send(frame)
+		})
+	})
+	if err != nil {
+		if errors.Is(err, memsafe.ErrLockedMemory) {
+			return deny(protocol.CodeResource, err.Error())
+		}
+		return err
+	}
+	e := c.event("get", req.Provider, "allow", "")
+	e.Remote = req.Requester
+	c.audit(e)
+	return nil
+}
+
+// destinationOK applies a credential's destination constraint. A local
+// connection (no session-bind, not relayed by ssh) may use it, as a local
+// ssh-add may use a destination-constrained key; a remote one must have
+// come along a permitted chain of verified hops.
+func (c *conn) destinationOK(cr *credential) bool {
+	if !c.forwarded && len(c.hops) == 0 {
+		return true
+	}
+	for _, ch := range cr.cons.Destinations {
+		if c.matches(ch) {
+			return true
+		}
+	}
+	return false
+}
+
+// prompt is the confirm question shown to the owner.
+func (c *conn) prompt(req *protocol.GetRequest) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Allow use of the %q credential", req.Provider)
+	if len(c.hops) > 0 {
+		names := make([]string, len(c.hops))
+		for i, h := range c.hops {
+			names[i] = ssh.FingerprintSHA256(h.key)
+		}
+		fmt.Fprintf(&b, " on %s (verified host)", strings.Join(names, " > "))
+	} else if c.forwarded {
+		b.WriteString(" from a forwarded connection (host not verified)")
+	}
+	if q := req.Requester; q != nil {
+		fmt.Fprintf(&b, " by %s (pid %d, uid %d", q.Exe, q.PID, q.UID)
+		if q.Hostname != "" {
+			fmt.Fprintf(&b, ", on %s", q.Hostname)
+		}
+		b.WriteString(", as reported by the requester)")
+	} else if c.peer != nil && !c.forwarded {
+		fmt.Fprintf(&b, " by %s (pid %d)", c.peer.Exe, c.peer.PID)
+	}
+	b.WriteString("?")
+	return b.String()
+}

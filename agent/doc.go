@@ -1,0 +1,11 @@
+// Package agent is the llm-agent daemon's core: the credential store with
+// its policy (lifetime, confirm, destination, local-only, lock), the socket
+// server that speaks the SSH agent protocol with the LLM extensions, the
+// per-connection checks, and the audit log.
+//
+// Frames are read by the agent's own loop (capped at protocol.MaxFrame, with
+// deadlines, request and reply buffers wiped after use). LLM extensions are
+// served there; every other frame goes to golang.org/x/crypto/ssh/agent for
+// the SSH-key side, an in-memory keyring or a passthrough to an upstream
+// agent.
+package agent

@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	sshagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/peercred"
+)
+
+// Version is reported by status@llm-agent.
+const Version = "0.1.0"
+
+// Config configures an Agent. Zero values get defaults.
+type Config struct {
+	// DefaultLifetime applies to credentials and keys added without one
+	// (llm-agent -t); zero means forever.
+	DefaultLifetime time.Duration
+	// Upstream is the socket of an SSH agent that serves the SSH-key side;
+	// empty means an in-memory keyring.
+	Upstream string
+	// Askpass is the program that confirms uses (LLM_AGENT_ASKPASS or
+	// SSH_ASKPASS); empty means confirm-marked credentials are refused.
+	Askpass string
+	Audit   *AuditLog
+	// Debug gets one line per connection and request; nil is quiet.
+	Debug *log.Logger
+	// Budget accounts for locked memory; nil means unlimited.
+	Budget *memsafe.Budget
+
+	MaxConns       int           // concurrent connections; default 512
+	MaxCredentials int           // default 100000
+	IdleTimeout    time.Duration // between requests; default 10 minutes
+	FrameTimeout   time.Duration // to receive a frame once begun, and to write a reply; default 10 s
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Agent is a running llm-agent.
+type Agent struct {
+	cfg     Config
+	uid     int
+	store   *store
+	lock    locker
+	confirm confirmer
+	keyring sshagent.ExtendedAgent
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	closed   bool
+	listener net.Listener
+	wg       sync.WaitGroup
+	done     chan struct{}
+}
+
+// New returns an Agent for cfg.
+func New(cfg Config) *Agent {
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = 512
+	}
+	if cfg.MaxCredentials == 0 {
+		cfg.MaxCredentials = 100000
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 10 * time.Minute
+	}
+	if cfg.FrameTimeout == 0 {
+		cfg.FrameTimeout = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Budget == nil {
+		cfg.Budget = memsafe.NewBudget(-1)
+	}
+	if cfg.Debug == nil {
+		cfg.Debug = log.New(io.Discard, "", 0)
+	}
+	a := &Agent{
+		cfg:     cfg,
+		uid:     os.Getuid(),
+		store:   newStore(cfg.Budget, cfg.MaxCredentials),
+		confirm: confirmer{askpass: cfg.Askpass},
+		keyring: sshagent.NewKeyring().(sshagent.ExtendedAgent),
+		conns:   make(map[*conn]struct{}),
+		done:    make(chan struct{}),
+	}
+	return a
+}
+
+// Serve accepts connections on l until Close. It returns nil after Close.
+func (a *Agent) Serve(l *net.UnixListener) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return errors.New("agent closed")
+	}
+	a.listener = l
+	a.mu.Unlock()
+
+	a.wg.Add(1)
+	go a.reap()
+	var delay time.Duration
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			select {
+			case <-a.done:
+				return nil
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) || isTemporary(err) {
+				// Out of descriptors and the like: back off, keep serving.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				a.cfg.Debug.Printf("accept: %v; retrying in %v", err, delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		delay = 0
+		a.accept(c)
+	}
+}
+
+func isTemporary(err error) bool {
+	type temporary interface{ Temporary() bool }
+	var t temporary
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// accept checks the peer and starts serving the connection.
+func (a *Agent) accept(nc *net.UnixConn) {
+	peer, err := peercred.FromConn(nc)
+	if err != nil {
+		a.cfg.Debug.Printf("peer credentials: %v", err)
+		nc.Close()
+		return
+	}
+	proc, _ := peer.Describe()
+	peer.Close()
+	info := &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}
+	if int(peer.UID) != a.uid && peer.UID != 0 {
+		a.cfg.Audit.Log(Event{Op: "connect", Decision: "deny", Reason: fmt.Sprintf("uid %d is not the agent's uid %d", peer.UID, a.uid), Peer: info})
+		nc.Close()
+		return
+	}
+	c := &conn{a: a, nc: nc, peer: info, lastActive: a.cfg.Now()}
+	// An ssh client on the other end relays a forwarded agent (ssh -R or
+	// ForwardAgent): treat it as remote even before any session-bind.
+	if isSSHClient(proc.Exe) {
+		c.forwarded = true
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if len(a.conns) >= a.cfg.MaxConns {
+		a.evictLocked()
+	}
+	a.conns[c] = struct{}{}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	a.cfg.Debug.Printf("connection from pid %d uid %d exe %s", info.PID, info.UID, info.Exe)
+	go func() {
+		defer a.wg.Done()
+		c.serve()
+		a.mu.Lock()
+		delete(a.conns, c)
+		a.mu.Unlock()
+	}()
+}
+
+// evictLocked closes the connection that has been idle longest, so that a
+// flood of idle connections cannot lock out a client with a request.
+func (a *Agent) evictLocked() {
+	var victim *conn
+	for c := range a.conns {
+		if c.busy.Load() {
+			continue
+		}
+		if victim == nil || c.idleSince().Before(victim.idleSince()) {
+			victim = c
+		}
+	}
+	if victim != nil {
+		a.cfg.Debug.Printf("connection limit %d reached: closing the longest idle connection (pid %d)", a.cfg.MaxConns, victim.peer.PID)
+		victim.nc.Close()
+		delete(a.conns, victim)
+	}
+}
+
+// reap drops credentials whose lifetime is over, once a second.
+func (a *Agent) reap() {
+	defer a.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-t.C:
+			for _, p := range a.store.expire(a.cfg.Now()) {
+				a.cfg.Audit.Log(Event{Op: "expire", Provider: p, Decision: "allow", Reason: "lifetime over"})
+			}
+		}
+	}
+}
+
+// RemoveAll drops every credential and SSH key (SIGUSR1).
+func (a *Agent) RemoveAll() {
+	n := a.store.removeAll()
+	a.keyring.RemoveAll()
+	a.cfg.Audit.Log(Event{Op: "remove-all", Decision: "allow", Reason: fmt.Sprintf("signal: %d credentials removed", n)})
+}
+
+// Close stops serving, closes every connection and drops every credential.
+func (a *Agent) Close() {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	a.closed = true
+	close(a.done)
+	if a.listener != nil {
+		a.listener.Close()
+	}
+	for c := range a.conns {
+		c.nc.Close()
+	}
+	a.mu.Unlock()
+	// A connection may sit in a confirm prompt; do not wait on it for long.
+	waited := make(chan struct{})
+	go func() { a.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(2 * time.Second):
+	}
+	a.store.removeAll()
+	a.keyring.RemoveAll()
+}

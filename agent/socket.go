@@ -1,0 +1,98 @@
+package agent
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ListenTemp creates a fresh private directory under tmpdir (mode 0700,
+// named like ssh-agent's: llm-XXXXXXXXXX) and listens on agent.<tag> in it.
+// It returns the listener, the socket path and the directory.
+func ListenTemp(tmpdir string, tag int) (*net.UnixListener, string, string, error) {
+	if tmpdir == "" {
+		tmpdir = "/tmp"
+	}
+	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	for try := 0; try < 100; try++ {
+		var r [10]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return nil, "", "", err
+		}
+		for i := range r {
+			r[i] = letters[int(r[i])%len(letters)]
+		}
+		dir := filepath.Join(tmpdir, "llm-"+string(r[:]))
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			return nil, "", "", fmt.Errorf("creating socket directory: %w", err)
+		}
+		path := filepath.Join(dir, fmt.Sprintf("agent.%d", tag))
+		l, err := listenPrivate(path)
+		if err != nil {
+			os.Remove(dir)
+			return nil, "", "", err
+		}
+		return l, path, dir, nil
+	}
+	return nil, "", "", errors.New("creating socket directory: too many collisions")
+}
+
+// ListenPath listens on a path the user chose (-a). The parent directory
+// must not be writable by group or others (else another user could swap
+// the socket); an existing socket is replaced only if nothing answers on it.
+func ListenPath(path string) (*net.UnixListener, error) {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("socket directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("socket directory %s is not a directory", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("socket directory %s is writable by group or others (mode %o); use a private directory", dir, fi.Mode().Perm())
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() && st.Uid != 0 {
+		return nil, fmt.Errorf("socket directory %s belongs to uid %d, not to you", dir, st.Uid)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		c, err := net.DialTimeout("unix", path, time.Second)
+		if err == nil {
+			c.Close()
+			return nil, fmt.Errorf("an agent is already listening on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing stale socket: %w", err)
+		}
+	}
+	return listenPrivate(path)
+}
+
+// listenPrivate binds under umask 0177 so the socket is 0600 from the
+// first instant, then chmods to be sure.
+func listenPrivate(path string) (*net.UnixListener, error) {
+	old := unix.Umask(0o177)
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return l, nil
+}

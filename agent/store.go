@@ -1,0 +1,215 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// errNotFound is returned for a provider the store does not hold (or does
+// not show to the asking connection).
+var errNotFound = errors.New("no credential for that provider")
+
+// credential is one stored credential. It is never modified after it is
+// stored: a re-add replaces the whole value, so readers need no lock once
+// they hold the pointer.
+type credential struct {
+	provider string
+	kind     string
+	fields   []storedField // in the order they were added
+	added    time.Time
+	expires  time.Time // zero: no lifetime
+	cons     protocol.Constraints
+}
+
+// storedField is a field's value: plain metadata, or a sealed secret.
+type storedField struct {
+	name   string
+	plain  string
+	secret *memsafe.Secret
+}
+
+func (c *credential) plain(name string) string {
+	for _, f := range c.fields {
+		if f.name == name && f.secret == nil {
+			return f.plain
+		}
+	}
+	return ""
+}
+
+func (c *credential) has(name string) bool {
+	for _, f := range c.fields {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// store holds the credentials by provider.
+type store struct {
+	budget *memsafe.Budget
+	max    int
+
+	mu    sync.Mutex
+	creds map[string]*credential
+}
+
+func newStore(budget *memsafe.Budget, max int) *store {
+	return &store{budget: budget, max: max, creds: make(map[string]*credential)}
+}
+
+// add seals the request's secret fields and stores the credential,
+// replacing one of the same provider. The request's values are wiped.
+func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.Time) error {
+	defer req.Wipe()
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	c := &credential{provider: req.Provider, kind: req.Kind, added: now, cons: req.Constraints}
+	if lifetime > 0 {
+		c.expires = now.Add(lifetime)
+	}
+	// Refuse what could never be opened before sealing anything.
+	for _, f := range req.Fields {
+		if protocol.IsSecret(req.Kind, f.Name) {
+			if err := s.budget.Check(len(f.Value)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, f := range req.Fields {
+		if !protocol.IsSecret(req.Kind, f.Name) {
+			c.fields = append(c.fields, storedField{name: f.Name, plain: string(f.Value)})
+			continue
+		}
+		sec, err := s.budget.Seal(f.Value)
+		if err != nil {
+			return fmt.Errorf("sealing %s: %w", f.Name, err)
+		}
+		c.fields = append(c.fields, storedField{name: f.Name, secret: sec})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.creds[c.provider]; !ok && len(s.creds) >= s.max {
+		return fmt.Errorf("the agent holds %d credentials, its limit", s.max)
+	}
+	s.creds[c.provider] = c
+	return nil
+}
+
+// lookup returns a live credential, dropping it if its lifetime is over.
+func (s *store) lookup(provider string, now time.Time) *credential {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.creds[provider]
+	if c != nil && !c.expires.IsZero() && !now.Before(c.expires) {
+		delete(s.creds, provider)
+		return nil
+	}
+	return c
+}
+
+func (s *store) remove(provider string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.creds[provider]
+	delete(s.creds, provider)
+	return ok
+}
+
+func (s *store) removeAll() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.creds)
+	clear(s.creds)
+	return n
+}
+
+// expire drops every credential whose lifetime is over and returns their
+// providers.
+func (s *store) expire(now time.Time) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var gone []string
+	for p, c := range s.creds {
+		if !c.expires.IsZero() && !now.Before(c.expires) {
+			delete(s.creds, p)
+			gone = append(gone, p)
+		}
+	}
+	sort.Strings(gone)
+	return gone
+}
+
+// snapshot returns the live credentials sorted by provider.
+func (s *store) snapshot(now time.Time) []*credential {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*credential, 0, len(s.creds))
+	for _, c := range s.creds {
+		if c.expires.IsZero() || now.Before(c.expires) {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].provider < out[j].provider })
+	return out
+}
+
+// entry describes c for list@llm-agent.
+func (c *credential) entry() protocol.Entry {
+	e := protocol.Entry{
+		Provider:   c.provider,
+		Kind:       c.kind,
+		Added:      c.added.Unix(),
+		Confirm:    c.cons.Confirm,
+		LocalOnly:  c.cons.LocalOnly,
+		HasRefresh: c.has(protocol.FieldRefresh),
+	}
+	if !c.expires.IsZero() {
+		e.Expires = c.expires.Unix()
+	}
+	for _, ch := range c.cons.Destinations {
+		e.Destinations = append(e.Destinations, ch.String())
+	}
+	if ms, err := strconv.ParseInt(c.plain(protocol.FieldExpires), 10, 64); err == nil {
+		e.AccessExpires = ms
+	}
+	return e
+}
+
+// reveal opens the credential's secret fields, except the refresh token,
+// which never leaves the agent, and passes the plaintext credential to fn.
+// Everything fn sees is wiped when it returns.
+func (s *store) reveal(c *credential, fn func(*protocol.Credential) error) error {
+	out := &protocol.Credential{Provider: c.provider, Kind: c.kind}
+	var fields []storedField
+	for _, f := range c.fields {
+		if f.name != protocol.FieldRefresh {
+			fields = append(fields, f)
+		}
+	}
+	var open func(i int) error
+	open = func(i int) error {
+		if i == len(fields) {
+			return fn(out)
+		}
+		f := fields[i]
+		if f.secret == nil {
+			out.Fields = append(out.Fields, protocol.Field{Name: f.name, Value: []byte(f.plain)})
+			return open(i + 1)
+		}
+		return s.budget.Open(f.secret, func(plain []byte) error {
+			out.Fields = append(out.Fields, protocol.Field{Name: f.name, Value: plain})
+			return open(i + 1)
+		})
+	}
+	return open(0)
+}

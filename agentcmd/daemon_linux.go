@@ -1,0 +1,13 @@
+package agentcmd
+
+import "syscall"
+
+// daemonAttr detaches the daemon into its own session. For llm-agent
+// command, the daemon also dies with its parent.
+func daemonAttr(withParent bool) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setsid: true}
+	if withParent {
+		a.Pdeathsig = syscall.SIGTERM
+	}
+	return a
+}

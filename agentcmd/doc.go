@@ -1,0 +1,5 @@
+// Package agentcmd is the llm-agent command: flags and behaviour mirroring
+// ssh-agent(1) (eval output, -a, -c/-s, -D/-d, -k, -t, running a command),
+// daemonising, signal handling and process hardening around package agent.
+// cmd/llm-agent is a thin main over Main.
+package agentcmd

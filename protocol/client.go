@@ -1,0 +1,165 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// DefaultTimeout bounds one request/reply exchange, so that a client never
+// hangs on an agent (or a forwarded socket) that stopped answering. It leaves
+// room for a confirm prompt on the owner's laptop.
+const DefaultTimeout = 30 * time.Second
+
+// Client talks to an llm-agent (or any SSH agent) over one connection.
+// It is not safe for concurrent use.
+type Client struct {
+	conn    net.Conn
+	Timeout time.Duration // per exchange; DefaultTimeout when zero
+}
+
+// Dial connects to the agent socket at path.
+func Dial(path string) (*Client, error) {
+	conn, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn), nil
+}
+
+// NewClient wraps an established connection.
+func NewClient(conn net.Conn) *Client { return &Client{conn: conn} }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// roundTrip writes a request frame, wipes it, and reads the reply body. A
+// reply is at most MaxFrame bytes, like a request.
+func (c *Client) roundTrip(req []byte) ([]byte, error) {
+	defer Wipe(req)
+	t := c.Timeout
+	if t == 0 {
+		t = DefaultTimeout
+	}
+	if err := c.conn.SetDeadline(time.Now().Add(t)); err != nil {
+		return nil, fmt.Errorf("setting deadline: %w", err)
+	}
+	if _, err := c.conn.Write(req); err != nil {
+		return nil, fmt.Errorf("writing request: %w", err)
+	}
+	body, err := ReadFrame(c.conn, MaxFrame)
+	if err != nil {
+		return nil, fmt.Errorf("reading reply: %w", err)
+	}
+	return body, nil
+}
+
+// call performs an extension exchange and returns the body after
+// SSH_AGENT_SUCCESS, or a *Failure.
+func (c *Client) call(req []byte) ([]byte, error) {
+	body, err := c.roundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	switch body[0] {
+	case MsgSuccess:
+		return body[1:], nil
+	case MsgExtensionFailure:
+		return nil, ParseFailure(body[1:])
+	case MsgFailure:
+		return nil, &Failure{Code: CodeFailed, Message: "the agent does not support this request"}
+	}
+	return nil, fmt.Errorf("unexpected reply message %d", body[0])
+}
+
+// Add adds (or replaces) a credential.
+func (c *Client) Add(r *AddRequest) error {
+	_, err := c.call(r.Marshal())
+	return err
+}
+
+// Get asks for a provider's credential. The caller wipes the result with
+// Wipe as soon as it has been used; its values share one buffer.
+func (c *Client) Get(provider string, who *Requester) (*Credential, error) {
+	body, err := c.call((&GetRequest{Provider: provider, Requester: who}).Marshal())
+	if err != nil {
+		return nil, err
+	}
+	cred, err := ParseGetReply(body)
+	if err != nil {
+		Wipe(body)
+		return nil, err
+	}
+	return cred, nil
+}
+
+// List returns the credentials' metadata.
+func (c *Client) List() ([]Entry, error) {
+	body, err := c.call(SimpleExtension(ExtList))
+	if err != nil {
+		return nil, err
+	}
+	return ParseListReply(body)
+}
+
+// Remove removes one provider's credential.
+func (c *Client) Remove(provider string) error {
+	_, err := c.call((&RemoveRequest{Provider: provider}).Marshal())
+	return err
+}
+
+// RemoveAll removes every credential and returns how many there were.
+func (c *Client) RemoveAll() (uint32, error) {
+	body, err := c.call(SimpleExtension(ExtRemoveAll))
+	if err != nil {
+		return 0, err
+	}
+	return ParseCountReply(body)
+}
+
+// Status reports the agent's state as seen from this connection.
+func (c *Client) Status() (*Status, error) {
+	body, err := c.call(SimpleExtension(ExtStatus))
+	if err != nil {
+		return nil, err
+	}
+	return ParseStatusReply(body)
+}
+
+// Query lists the extensions the agent supports (the standard "query"
+// extension). A plain SSH agent without it yields a *Failure.
+func (c *Client) Query() ([]string, error) {
+	body, err := c.call(SimpleExtension(ExtQuery))
+	if err != nil {
+		return nil, err
+	}
+	return ParseQueryReply(body)
+}
+
+// ErrLockFailed is returned when the agent refuses a lock or unlock (wrong
+// passphrase, already locked, or not permitted); SSH agents do not say which.
+var ErrLockFailed = errors.New("the agent refused")
+
+// Lock locks the agent with passphrase (SSH_AGENTC_LOCK).
+func (c *Client) Lock(passphrase []byte) error { return c.lock(MsgLock, passphrase) }
+
+// Unlock unlocks the agent (SSH_AGENTC_UNLOCK).
+func (c *Client) Unlock(passphrase []byte) error { return c.lock(MsgUnlock, passphrase) }
+
+func (c *Client) lock(msg byte, passphrase []byte) error {
+	e := &encoder{b: make([]byte, 4, 9+len(passphrase))}
+	e.byte1(msg)
+	e.bytes(passphrase)
+	body, err := c.roundTrip(e.frame())
+	if err != nil {
+		return err
+	}
+	switch body[0] {
+	case MsgSuccess:
+		return nil
+	case MsgFailure:
+		return ErrLockFailed
+	}
+	return fmt.Errorf("unexpected reply message %d", body[0])
+}
