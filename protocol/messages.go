@@ -376,12 +376,12 @@ func (d *decoder) chains() []Chain {
 // credential. The agent cannot verify it when it comes over a forwarded
 // connection, and says so wherever it shows it.
 type Requester struct {
-	PID      uint32
-	UID      uint32
-	Exe      string
-	Argv0    string
-	Cwd      string
-	Hostname string
+	PID      uint32 `json:"pid"`
+	UID      uint32 `json:"uid"`
+	Exe      string `json:"exe,omitempty"`
+	Argv0    string `json:"argv0,omitempty"`
+	Cwd      string `json:"cwd,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
 }
 
 // GetRequest is the payload of get@llm-agent.

@@ -1,0 +1,198 @@
+package clientcmd
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// Exit statuses, as ssh-add's.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitNoAgent = 2
+)
+
+// env is what a subcommand runs with; tests can fill it by hand.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+type command struct {
+	name    string
+	args    string
+	summary string
+	run     func(e *env, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] PROVIDER", "add a credential; the secret is read from stdin or a prompt", runAdd},
+		{"import", "[-c] [-t life] [-h host]... [--local-only] [--provider P]... FILE", "add the credentials of an opencode, Claude Code or Codex auth file", runImport},
+		{"list", "[--json]", "list credentials: provider, kind, lifetime, constraints", runList},
+		{"remove", "PROVIDER... | --all", "remove credentials", runRemove},
+		{"lock", "", "lock the agent with a passphrase", runLock},
+		{"unlock", "", "unlock the agent", runUnlock},
+		{"get", "[--format raw|json|opencode|header] PROVIDER", "print a credential for a tool", runGet},
+		{"status", "", "say whether an agent is reachable, locked, forwarded", runStatus},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: llm-agent-client COMMAND [options] [args]")
+	fmt.Fprintln(w, "commands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "Run 'llm-agent-client COMMAND --help' for a command's options.")
+}
+
+// Main runs llm-agent-client with args (without the program name).
+func Main(args []string) int {
+	return run(&env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, args)
+}
+
+func run(e *env, args []string) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitFailed
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(e.stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(e, args[1:])
+		if err == nil {
+			return exitOK
+		}
+		if errors.Is(err, pflag.ErrHelp) {
+			return exitOK
+		}
+		var q *quiet
+		if !errors.As(err, &q) && !errors.Is(err, silentFailure{}) {
+			fmt.Fprintf(e.stderr, "llm-agent-client: %s: %v\n", c.name, oneLine(err))
+		}
+		return exitCode(err)
+	}
+	fmt.Fprintf(e.stderr, "llm-agent-client: unknown command %q; run llm-agent-client --help\n", args[0])
+	return exitFailed
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
+
+// noAgentError means no agent could be reached (exit 2).
+type noAgentError struct{ err error }
+
+func (e *noAgentError) Error() string { return e.err.Error() }
+func (e *noAgentError) Unwrap() error { return e.err }
+
+// failure marks an error that exits 1 silently (its output is done).
+type silentFailure struct{}
+
+func (silentFailure) Error() string { return "" }
+
+func exitCode(err error) int {
+	var na *noAgentError
+	if errors.As(err, &na) {
+		return exitNoAgent
+	}
+	var f *protocol.Failure
+	if errors.As(err, &f) {
+		return exitFailed
+	}
+	if errors.Is(err, protocol.ErrLockFailed) {
+		return exitFailed
+	}
+	// A connection that broke mid-request means the agent went away.
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return exitNoAgent
+	}
+	return exitFailed
+}
+
+// flagSet returns a pflag set for a subcommand with --help (and -h unless
+// the subcommand uses -h for hosts, as ssh-add does).
+func flagSet(e *env, name, args string, shortHelp bool) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stdout, "usage: llm-agent-client %s %s\n", name, args)
+		fs.SetOutput(e.stdout)
+		fs.PrintDefaults()
+	}
+	if shortHelp {
+		fs.BoolP("help", "h", false, "show this help")
+	} else {
+		fs.Bool("help", false, "show this help")
+	}
+	return fs
+}
+
+// connect finds the agent: LLM_AUTH_SOCK, else SSH_AUTH_SOCK when the agent
+// there answers the llm-agent extensions (a socket forwarded with
+// ForwardAgent). Failures are noAgentErrors.
+func connect(e *env) (*protocol.Client, error) {
+	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
+		c, err := protocol.Dial(path)
+		if err != nil {
+			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, dialReason(err))}
+		}
+		return c, nil
+	}
+	path := e.getenv("SSH_AUTH_SOCK")
+	if path == "" {
+		return nil, &noAgentError{errors.New("no agent: LLM_AUTH_SOCK is not set (start one with: eval \"$(llm-agent)\", or connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
+	}
+	c, err := protocol.Dial(path)
+	if err != nil {
+		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, dialReason(err))}
+	}
+	names, err := c.Query()
+	if err != nil || !contains(names, protocol.ExtGet) {
+		c.Close()
+		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", path)}
+	}
+	return c, nil
+}
+
+// dialReason says in plain words why a socket did not answer.
+func dialReason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such socket"
+	case isRefused(err):
+		return "nothing is listening (a stale socket)"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

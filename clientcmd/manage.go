@@ -1,0 +1,266 @@
+package clientcmd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+func runList(e *env, args []string) error {
+	fs := flagSet(e, "list", "[--json]", true)
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return errors.New("list takes no arguments")
+	}
+	c, err := connect(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	entries, err := c.List()
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if *asJSON {
+		type jsonEntry struct {
+			Provider      string   `json:"provider"`
+			Kind          string   `json:"kind"`
+			Added         string   `json:"added"`
+			Expires       string   `json:"expires,omitempty"`
+			Confirm       bool     `json:"confirm"`
+			LocalOnly     bool     `json:"localOnly"`
+			Destinations  []string `json:"destinations,omitempty"`
+			AccessExpires string   `json:"accessExpires,omitempty"`
+			HasRefresh    bool     `json:"hasRefresh,omitempty"`
+		}
+		out := make([]jsonEntry, 0, len(entries))
+		for _, x := range entries {
+			j := jsonEntry{Provider: x.Provider, Kind: x.Kind, Added: time.Unix(x.Added, 0).UTC().Format(time.RFC3339),
+				Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh}
+			if x.Expires != 0 {
+				j.Expires = time.Unix(x.Expires, 0).UTC().Format(time.RFC3339)
+			}
+			if x.AccessExpires != 0 {
+				j.AccessExpires = time.UnixMilli(x.AccessExpires).UTC().Format(time.RFC3339)
+			}
+			out = append(out, j)
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(entries) == 0 {
+		fmt.Fprintln(e.stdout, "The agent holds no credentials.")
+		return silentFailure{}
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	for _, x := range entries {
+		life := "forever"
+		if x.Expires != 0 {
+			life = left(time.Unix(x.Expires, 0).Sub(now)) + " left"
+		}
+		var cons []string
+		if x.Confirm {
+			cons = append(cons, "confirm")
+		}
+		if x.LocalOnly {
+			cons = append(cons, "local-only")
+		}
+		for _, d := range x.Destinations {
+			cons = append(cons, "host "+d)
+		}
+		if x.AccessExpires != 0 {
+			d := time.UnixMilli(x.AccessExpires).Sub(now)
+			if d > 0 {
+				cons = append(cons, "access token expires in "+left(d))
+			} else {
+				cons = append(cons, "access token expired")
+			}
+		}
+		if x.HasRefresh {
+			cons = append(cons, "refresh token held by the agent")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.Provider, x.Kind, life, strings.Join(cons, ", "))
+	}
+	return tw.Flush()
+}
+
+func left(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	return d.Round(time.Second).String()
+}
+
+func runRemove(e *env, args []string) error {
+	fs := flagSet(e, "remove", "PROVIDER... | --all", true)
+	all := fs.BoolP("all", "a", false, "remove every credential")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *all == (fs.NArg() > 0) {
+		return errors.New("name the PROVIDERs to remove, or --all")
+	}
+	c, err := connect(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if *all {
+		n, err := c.RemoveAll()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "All credentials removed (%d).\n", n)
+		return nil
+	}
+	var failed error
+	for _, p := range fs.Args() {
+		if err := c.Remove(p); err != nil {
+			fmt.Fprintf(e.stderr, "llm-agent-client: remove: %s: %v\n", p, oneLine(err))
+			if failed == nil || exitCode(err) > exitCode(failed) {
+				failed = err
+			}
+			continue
+		}
+		fmt.Fprintf(e.stderr, "Credential removed: %s\n", p)
+	}
+	if failed != nil {
+		return &quiet{failed}
+	}
+	return nil
+}
+
+// quiet is an error already reported; it only carries the exit status.
+type quiet struct{ err error }
+
+func (q *quiet) Error() string { return q.err.Error() }
+func (q *quiet) Unwrap() error { return q.err }
+
+func runLock(e *env, args []string) error   { return lockCmd(e, args, true) }
+func runUnlock(e *env, args []string) error { return lockCmd(e, args, false) }
+
+func lockCmd(e *env, args []string, lock bool) error {
+	name := "unlock"
+	if lock {
+		name = "lock"
+	}
+	fs := flagSet(e, name, "", true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%s takes no arguments; the passphrase is read from a prompt or stdin", name)
+	}
+	c, err := connect(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pass, err := readPassphrase(e, lock)
+	if err != nil {
+		return err
+	}
+	defer protocol.Wipe(pass)
+	if lock {
+		err = c.Lock(pass)
+	} else {
+		err = c.Unlock(pass)
+	}
+	if errors.Is(err, protocol.ErrLockFailed) {
+		return fmt.Errorf("failed to %s agent", name)
+	}
+	if err != nil {
+		return err
+	}
+	if lock {
+		fmt.Fprintln(e.stderr, "Agent locked.")
+	} else {
+		fmt.Fprintln(e.stderr, "Agent unlocked.")
+	}
+	return nil
+}
+
+// readPassphrase prompts (twice when locking) on a terminal, or reads one
+// line from stdin.
+func readPassphrase(e *env, confirm bool) ([]byte, error) {
+	f, ok := e.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		b, err := io.ReadAll(io.LimitReader(e.stdin, 4097))
+		if err != nil {
+			return nil, fmt.Errorf("reading passphrase: %w", err)
+		}
+		if len(b) > 4096 {
+			protocol.Wipe(b)
+			return nil, errors.New("passphrase longer than 4096 bytes")
+		}
+		if i := strings.IndexAny(string(b), "\r\n"); i >= 0 {
+			protocol.Wipe(b[i:])
+			b = b[:i]
+		}
+		return b, nil
+	}
+	prompt := "Enter lock password: "
+	if !confirm {
+		prompt = "Enter lock password: "
+	}
+	fmt.Fprint(e.stderr, prompt)
+	p1, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(e.stderr)
+	if err != nil {
+		return nil, fmt.Errorf("reading passphrase: %w", err)
+	}
+	if !confirm {
+		return p1, nil
+	}
+	fmt.Fprint(e.stderr, "Again: ")
+	p2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(e.stderr)
+	defer protocol.Wipe(p2)
+	if err != nil {
+		protocol.Wipe(p1)
+		return nil, fmt.Errorf("reading passphrase: %w", err)
+	}
+	if string(p1) != string(p2) {
+		protocol.Wipe(p1)
+		return nil, errors.New("passwords do not match")
+	}
+	return p1, nil
+}
+
+func runStatus(e *env, args []string) error {
+	fs := flagSet(e, "status", "", true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := connect(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	st, err := c.Status()
+	if err != nil {
+		return err
+	}
+	yes := map[bool]string{true: "yes", false: "no"}
+	sock := e.getenv("LLM_AUTH_SOCK")
+	if sock == "" {
+		sock = e.getenv("SSH_AUTH_SOCK")
+	}
+	fmt.Fprintf(e.stdout, "agent: %s (llm-agent %s)\nlocked: %s\nforwarded: %s\ncredentials: %d\n",
+		sock, st.Version, yes[st.Locked], yes[st.Forwarded], st.Count)
+	return nil
+}
