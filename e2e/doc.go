@@ -1,0 +1,5 @@
+// Package e2e holds the end-to-end tests: they build llm-agent and
+// llm-agent-client, start real agents, and drive them with the real OpenSSH
+// tools (ssh-add, ssh-agent, sshd, ssh). Tests that need root (second users,
+// sshd, gcore) say so loudly when skipped, and fail instead under CI=true.
+package e2e
