@@ -79,7 +79,7 @@ func (c *constraintFlags) constraints() (protocol.Constraints, error) {
 }
 
 func runAdd(e *env, args []string) error {
-	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] PROVIDER", false)
+	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] PROVIDER")
 	var cf constraintFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "read an opencode auth.json entry ({\"type\":...}) from stdin instead of a bare secret")
@@ -227,7 +227,7 @@ func toEntry(c *protocol.Credential) authfile.Entry {
 }
 
 func runImport(e *env, args []string) error {
-	fs := flagSet(e, "import", "[-c] [-t life] [-h host]... [--local-only] [--provider P]... FILE", false)
+	fs := flagSet(e, "import", "[-c] [-t life] [-h host]... [--local-only] [--provider P]... FILE")
 	var cf constraintFlags
 	cf.register(fs)
 	providers := fs.StringArray("provider", nil, "import only `P` (repeatable)")

@@ -126,20 +126,16 @@ func exitCode(err error) int {
 	return exitFailed
 }
 
-// flagSet returns a pflag set for a subcommand with --help (and -h unless
-// the subcommand uses -h for hosts, as ssh-add does).
-func flagSet(e *env, name, args string, shortHelp bool) *pflag.FlagSet {
+// flagSet returns a pflag set for a subcommand. pflag itself answers
+// --help (and -h, unless the subcommand uses -h for hosts, as ssh-add does)
+// by printing the usage and returning pflag.ErrHelp.
+func flagSet(e *env, name, args string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(e.stdout, "usage: llm-agent-client %s %s\n", name, args)
 		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
-	}
-	if shortHelp {
-		fs.BoolP("help", "h", false, "show this help")
-	} else {
-		fs.Bool("help", false, "show this help")
 	}
 	return fs
 }

@@ -14,7 +14,7 @@ import (
 )
 
 func runGet(e *env, args []string) error {
-	fs := flagSet(e, "get", "[--format raw|json|opencode|header] PROVIDER", true)
+	fs := flagSet(e, "get", "[--format raw|json|opencode|header] PROVIDER")
 	format := fs.StringP("format", "f", "raw", "output `format`: raw (the bare secret), json (the opencode auth.json entry), opencode ({provider: entry}), header (an HTTP header line)")
 	if err := fs.Parse(args); err != nil {
 		return err

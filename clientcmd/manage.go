@@ -16,7 +16,7 @@ import (
 )
 
 func runList(e *env, args []string) error {
-	fs := flagSet(e, "list", "[--json]", true)
+	fs := flagSet(e, "list", "[--json]")
 	asJSON := fs.Bool("json", false, "print a JSON array")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -106,7 +106,7 @@ func left(d time.Duration) string {
 }
 
 func runRemove(e *env, args []string) error {
-	fs := flagSet(e, "remove", "PROVIDER... | --all", true)
+	fs := flagSet(e, "remove", "PROVIDER... | --all")
 	all := fs.BoolP("all", "a", false, "remove every credential")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -158,7 +158,7 @@ func lockCmd(e *env, args []string, lock bool) error {
 	if lock {
 		name = "lock"
 	}
-	fs := flagSet(e, name, "", true)
+	fs := flagSet(e, name, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -242,7 +242,7 @@ func readPassphrase(e *env, confirm bool) ([]byte, error) {
 }
 
 func runStatus(e *env, args []string) error {
-	fs := flagSet(e, "status", "", true)
+	fs := flagSet(e, "status", "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
