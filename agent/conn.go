@@ -12,8 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -116,9 +114,7 @@ func (c *conn) fail(code uint32, msg string) error {
 // event fills in the connection's side of an audit event.
 func (c *conn) event(op, provider, decision, reason string) Event {
 	e := Event{Op: op, Provider: provider, Decision: decision, Reason: reason, Peer: c.peer, Forwarded: c.forwarded}
-	for _, h := range c.hops {
-		e.Hops = append(e.Hops, ssh.FingerprintSHA256(h.key))
-	}
+	e.Hops = c.hopNames()
 	return e
 }
 
@@ -240,6 +236,15 @@ func (c *conn) extension(body []byte) error {
 func isOurs(name string) bool { return strings.HasSuffix(name, "@llm-agent") }
 
 func opName(ext string) string { return strings.TrimSuffix(ext, "@llm-agent") }
+
+// hopNames names the verified hops, from the laptop outwards.
+func (c *conn) hopNames() []string {
+	var names []string
+	for _, h := range c.hops {
+		names = append(names, c.a.names.name(h.key))
+	}
+	return names
+}
 
 // visible reports whether the connection may see credential cr at all.
 func (c *conn) visible(cr *credential) bool {
@@ -397,11 +402,7 @@ func (c *conn) prompt(req *protocol.GetRequest) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Allow use of the %q credential", req.Provider)
 	if len(c.hops) > 0 {
-		names := make([]string, len(c.hops))
-		for i, h := range c.hops {
-			names[i] = ssh.FingerprintSHA256(h.key)
-		}
-		fmt.Fprintf(&b, " on %s (verified host)", strings.Join(names, " > "))
+		fmt.Fprintf(&b, " on %s (verified host)", strings.Join(c.hopNames(), " > "))
 	} else if c.forwarded {
 		b.WriteString(" from a forwarded connection (host not verified)")
 	}

@@ -31,6 +31,9 @@ type Config struct {
 	// SSH_ASKPASS); empty means confirm-marked credentials are refused.
 	Askpass string
 	Audit   *AuditLog
+	// KnownHosts name the hosts of verified session-binds in prompts and
+	// the audit log; empty means hostkeys.DefaultFiles.
+	KnownHosts []string
 	// Debug gets one line per connection and request; nil is quiet.
 	Debug *log.Logger
 	// Budget accounts for locked memory; nil means unlimited.
@@ -52,6 +55,7 @@ type Agent struct {
 	lock    locker
 	confirm confirmer
 	keyring sshagent.ExtendedAgent
+	names   *hostNames
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -91,6 +95,7 @@ func New(cfg Config) *Agent {
 		confirm: confirmer{askpass: cfg.Askpass},
 		keyring: sshagent.NewKeyring().(sshagent.ExtendedAgent),
 		conns:   make(map[*conn]struct{}),
+		names:   newHostNames(cfg.KnownHosts),
 		done:    make(chan struct{}),
 	}
 	return a

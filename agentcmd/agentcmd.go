@@ -23,7 +23,7 @@ import (
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
-const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life]
+const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H known_hosts]
                  [--upstream path] [--audit-log file] [command [arg ...]]
        llm-agent [-c | -s] -k
 `
@@ -37,6 +37,7 @@ type options struct {
 	life      string
 	upstream  string
 	auditLog  string
+	known     []string
 	command   []string
 
 	// Internal: set on the re-executed daemon process.
@@ -85,6 +86,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVarP(&o.life, "lifetime", "t", "", "default lifetime of credentials (90, 30m, 8h, 1h30m)")
 	fs.StringVar(&o.upstream, "upstream", "", "serve SSH keys from the agent at `path` instead of an in-memory keyring")
 	fs.StringVar(&o.auditLog, "audit-log", "", "append JSON audit records to `file` (mode 0600)")
+	fs.StringArrayVarP(&o.known, "known-hosts", "H", nil, "name hosts from known_hosts `file` (repeatable; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
 	fs.BoolVar(&o.child, "daemon-child", false, "")
 	fs.IntVar(&o.parentPID, "parent-pid", 0, "")
 	fs.StringVar(&o.cleanDir, "clean-dir", "", "")
@@ -253,6 +255,10 @@ func spawn(o *options, l *net.UnixListener, sock, dir string) (int, error) {
 	if o.auditLog != "" {
 		args = append(args, "--audit-log", o.auditLog)
 	}
+	for _, k := range o.known {
+		abs, _ := filepath.Abs(k)
+		args = append(args, "-H", abs)
+	}
 	if dir != "" {
 		args = append(args, "--clean-dir", dir)
 	}
@@ -366,7 +372,7 @@ func serve(o *options, l *net.UnixListener, sock, dir string, ready *os.File, ou
 	if err != nil {
 		return fail("%v", err)
 	}
-	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0)}
+	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
 	if o.life != "" {
 		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)
 	}

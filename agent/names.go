@@ -1,0 +1,49 @@
+package agent
+
+import (
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/llm-agent/llm-agent/hostkeys"
+)
+
+// hostNames names host keys from known_hosts files for prompts and the
+// audit log, rereading the files when they change.
+type hostNames struct {
+	files []string
+
+	mu      sync.Mutex
+	stamp   []time.Time
+	entries []hostkeys.Entry
+}
+
+func newHostNames(files []string) *hostNames {
+	if len(files) == 0 {
+		files = hostkeys.DefaultFiles()
+	}
+	return &hostNames{files: files}
+}
+
+// name returns the known_hosts name of key, else its fingerprint.
+func (h *hostNames) name(key ssh.PublicKey) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	stamp := make([]time.Time, len(h.files))
+	changed := h.stamp == nil
+	for i, f := range h.files {
+		if fi, err := os.Stat(f); err == nil {
+			stamp[i] = fi.ModTime()
+		}
+		if h.stamp != nil && !stamp[i].Equal(h.stamp[i]) {
+			changed = true
+		}
+	}
+	if changed {
+		h.entries, _ = hostkeys.ReadFiles(h.files)
+		h.stamp = stamp
+	}
+	return hostkeys.Name(h.entries, key)
+}
