@@ -89,7 +89,7 @@ func render(c *protocol.Credential, format string) ([]byte, error) {
 		}
 		return append([]byte(name), v...), nil
 	case "json", "opencode":
-		entry, err := authfile.MarshalOpencodeEntry(toEntry(c))
+		entry, err := authfile.MarshalHandout(toEntry(c))
 		if err != nil {
 			return nil, err
 		}

@@ -1,0 +1,103 @@
+package authfile
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MarshalOpencodeEntry returns the opencode auth.json entry object for e:
+// "type" first, then the known fields in opencode's order (expires as a JSON
+// number), then the members of Extra. Parsing an opencode file and
+// marshalling its entries gives back equivalent objects (same members and
+// values; whitespace, member order and string escapes may differ).
+//
+// Errors name the provider and the field, never a value. The output holds
+// secrets; the caller should wipe it.
+func MarshalOpencodeEntry(e Entry) ([]byte, error) { return marshalEntry(e, false) }
+
+// MarshalHandout is MarshalOpencodeEntry for what the agent hands out: an
+// oauth entry without its refresh token, which never leaves the agent.
+func MarshalHandout(e Entry) ([]byte, error) { return marshalEntry(e, true) }
+
+func marshalEntry(e Entry, handout bool) ([]byte, error) {
+	where := "authfile: entry " + strconv.Quote(e.Provider)
+	specs, ok := kindFields(e.Kind)
+	if !ok {
+		return nil, fmt.Errorf(`%s: unknown kind %q (want "api", "oauth" or "wellknown")`, where, e.Kind)
+	}
+	for name := range e.Fields {
+		if !hasField(specs, name) {
+			return nil, fmt.Errorf("%s: field %q does not belong to kind %q", where, name, e.Kind)
+		}
+	}
+	var expires []byte
+	for _, f := range specs {
+		v, ok := e.Fields[f.name]
+		switch {
+		case !ok && !f.optional && !(handout && f.name == FieldRefresh):
+			return nil, fmt.Errorf("%s: required field %q is missing", where, f.name)
+		case !ok:
+		case f.number:
+			n, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: field %q: want decimal epoch milliseconds", where, f.name)
+			}
+			expires = strconv.AppendInt(nil, n, 10)
+		case !utf8.Valid(v):
+			return nil, fmt.Errorf("%s: field %q: not valid UTF-8", where, f.name)
+		}
+	}
+	var extra jsonValue
+	if len(e.Extra) > 0 {
+		var err error
+		if extra, err = parseJSON(e.Extra); err != nil {
+			var se *syntaxError
+			if errors.As(err, &se) {
+				return nil, fmt.Errorf("%s: Extra: invalid JSON at byte %d: %w", where, se.off, se)
+			}
+			return nil, fmt.Errorf("%s: Extra: %w", where, err)
+		}
+		if extra.kind != jObject {
+			return nil, fmt.Errorf("%s: Extra: want a JSON object, got %s", where, extra.kind)
+		}
+		for _, m := range extra.members {
+			if _, known := e.Fields[m.key]; known || m.key == "type" {
+				return nil, fmt.Errorf("%s: Extra member %s clashes with a known field", where, quotePath(m.key))
+			}
+		}
+	}
+	return buildJSON(func(w *jsonWriter) {
+		w.raw(`{"type":`)
+		w.str([]byte(e.Kind))
+		for _, f := range specs {
+			v, ok := e.Fields[f.name]
+			if !ok {
+				continue
+			}
+			w.raw(`,"` + f.name + `":`)
+			if f.number {
+				w.raw(string(expires))
+			} else {
+				w.str(v)
+			}
+		}
+		for _, m := range extra.members {
+			w.raw(",")
+			w.compact(e.Extra[m.keyStart:m.keyEnd])
+			w.raw(":")
+			w.compact(e.Extra[m.val.start:m.val.end])
+		}
+		w.raw("}")
+	}), nil
+}
+
+func hasField(specs []fieldSpec, name string) bool {
+	for _, f := range specs {
+		if f.name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package authfile
+
+const openFlags = 0
