@@ -159,8 +159,8 @@ func connect(e *env) (*protocol.Client, error) {
 	if err != nil {
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, dialReason(err))}
 	}
-	names, err := c.Query()
-	if err != nil || !contains(names, protocol.ExtGet) {
+	// A plain ssh-agent answers SSH_AGENT_FAILURE to an unknown extension.
+	if _, err := c.Status(); err != nil {
 		c.Close()
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", path)}
 	}
@@ -182,13 +182,4 @@ func dialReason(err error) string {
 		return oe.Err.Error()
 	}
 	return err.Error()
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

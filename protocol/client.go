@@ -63,7 +63,7 @@ func (c *Client) call(req []byte) ([]byte, error) {
 		return nil, err
 	}
 	switch body[0] {
-	case MsgSuccess:
+	case MsgSuccess, MsgExtensionResponse:
 		return body[1:], nil
 	case MsgExtensionFailure:
 		return nil, ParseFailure(body[1:])

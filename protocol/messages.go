@@ -38,6 +38,9 @@ const (
 	MsgAddSmartcardConstrained = 26
 	MsgExtension               = 27
 	MsgExtensionFailure        = 28
+	// MsgExtensionResponse is SSH_AGENT_EXTENSION_RESPONSE from newer
+	// drafts of the agent protocol; clients accept it like SUCCESS.
+	MsgExtensionResponse = 29
 )
 
 // Extension names. The llm-agent ones live in the "@llm-agent" namespace.
