@@ -41,6 +41,7 @@ type Config struct {
 
 	MaxConns       int           // concurrent connections; default 512
 	MaxCredentials int           // default 100000
+	MaxStoreBytes  int           // field bytes of all credentials; default 64 MiB
 	IdleTimeout    time.Duration // between requests; default 10 minutes
 	FrameTimeout   time.Duration // to receive a frame once begun, and to write a reply; default 10 s
 	// Now is the clock; tests may replace it.
@@ -73,6 +74,9 @@ func New(cfg Config) *Agent {
 	if cfg.MaxCredentials == 0 {
 		cfg.MaxCredentials = 100000
 	}
+	if cfg.MaxStoreBytes == 0 {
+		cfg.MaxStoreBytes = 64 << 20
+	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 10 * time.Minute
 	}
@@ -91,7 +95,7 @@ func New(cfg Config) *Agent {
 	a := &Agent{
 		cfg:     cfg,
 		uid:     os.Getuid(),
-		store:   newStore(cfg.Budget, cfg.MaxCredentials),
+		store:   newStore(cfg.Budget, cfg.MaxCredentials, cfg.MaxStoreBytes),
 		confirm: confirmer{askpass: cfg.Askpass},
 		keyring: sshagent.NewKeyring().(sshagent.ExtendedAgent),
 		conns:   make(map[*conn]struct{}),

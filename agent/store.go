@@ -26,6 +26,7 @@ type credential struct {
 	added    time.Time
 	expires  time.Time // zero: no lifetime
 	cons     protocol.Constraints
+	size     int // bytes of field values, counted against the store's cap
 }
 
 // storedField is a field's value: plain metadata, or a sealed secret.
@@ -55,15 +56,17 @@ func (c *credential) has(name string) bool {
 
 // store holds the credentials by provider.
 type store struct {
-	budget *memsafe.Budget
-	max    int
+	budget   *memsafe.Budget
+	max      int // credentials
+	maxBytes int // bytes of field values, all credentials together
 
 	mu    sync.Mutex
 	creds map[string]*credential
+	bytes int
 }
 
-func newStore(budget *memsafe.Budget, max int) *store {
-	return &store{budget: budget, max: max, creds: make(map[string]*credential)}
+func newStore(budget *memsafe.Budget, max, maxBytes int) *store {
+	return &store{budget: budget, max: max, maxBytes: maxBytes, creds: make(map[string]*credential)}
 }
 
 // add seals the request's secret fields and stores the credential,
@@ -74,6 +77,9 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 		return err
 	}
 	c := &credential{provider: req.Provider, kind: req.Kind, added: now, cons: req.Constraints}
+	for _, f := range req.Fields {
+		c.size += len(f.Name) + len(f.Value)
+	}
 	if lifetime > 0 {
 		c.expires = now.Add(lifetime)
 	}
@@ -98,10 +104,19 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.creds[c.provider]; !ok && len(s.creds) >= s.max {
+	old := s.creds[c.provider]
+	if old == nil && len(s.creds) >= s.max {
 		return fmt.Errorf("the agent holds %d credentials, its limit", s.max)
 	}
+	total := s.bytes + c.size
+	if old != nil {
+		total -= old.size
+	}
+	if total > s.maxBytes {
+		return fmt.Errorf("the agent's store would exceed its limit of %d MiB", s.maxBytes>>20)
+	}
 	s.creds[c.provider] = c
+	s.bytes = total
 	return nil
 }
 
@@ -111,7 +126,7 @@ func (s *store) lookup(provider string, now time.Time) *credential {
 	defer s.mu.Unlock()
 	c := s.creds[provider]
 	if c != nil && !c.expires.IsZero() && !now.Before(c.expires) {
-		delete(s.creds, provider)
+		s.deleteLocked(provider)
 		return nil
 	}
 	return c
@@ -121,7 +136,7 @@ func (s *store) remove(provider string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.creds[provider]
-	delete(s.creds, provider)
+	s.deleteLocked(provider)
 	return ok
 }
 
@@ -130,7 +145,15 @@ func (s *store) removeAll() int {
 	defer s.mu.Unlock()
 	n := len(s.creds)
 	clear(s.creds)
+	s.bytes = 0
 	return n
+}
+
+func (s *store) deleteLocked(provider string) {
+	if c, ok := s.creds[provider]; ok {
+		s.bytes -= c.size
+		delete(s.creds, provider)
+	}
 }
 
 // expire drops every credential whose lifetime is over and returns their
@@ -141,7 +164,7 @@ func (s *store) expire(now time.Time) []string {
 	var gone []string
 	for p, c := range s.creds {
 		if !c.expires.IsZero() && !now.Before(c.expires) {
-			delete(s.creds, p)
+			s.deleteLocked(p)
 			gone = append(gone, p)
 		}
 	}
