@@ -42,16 +42,18 @@ func (c *conn) bind(payload []byte) error {
 	if err := key.Verify(b.SessionID, &sig); err != nil {
 		return fmt.Errorf("session-bind: signature does not verify: %w", err)
 	}
+	// OpenSSH's order: a bind for authentication ends the chain; a
+	// repeated session id must come with the same key.
 	for _, h := range c.hops {
+		if !h.forwarding {
+			return errors.New("session-bind: connection already bound for authentication")
+		}
 		if bytes.Equal(h.sessionID, b.SessionID) {
 			if bytes.Equal(h.blob, b.HostKey) {
 				return nil // already bound to this session
 			}
 			return errors.New("session-bind: session id bound to another host key")
 		}
-	}
-	if n := len(c.hops); n > 0 && !c.hops[n-1].forwarding {
-		return errors.New("session-bind: connection already bound for authentication")
 	}
 	if len(c.hops) >= maxBinds {
 		return errors.New("session-bind: too many binds")

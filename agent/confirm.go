@@ -17,7 +17,8 @@ const confirmTimeout = 25 * time.Second
 // credential is allowed. It runs one prompt at a time.
 type confirmer struct {
 	askpass string // empty: no way to ask, so refuse
-	mu      sync.Mutex
+	once    sync.Once
+	turn    chan struct{} // a token: who holds it may prompt
 }
 
 // confirm runs askpass with the prompt as its argument, as ssh-agent does
@@ -26,10 +27,17 @@ func (c *confirmer) confirm(prompt string) (bool, string) {
 	if c.askpass == "" {
 		return false, "confirmation required but no askpass program (set LLM_AGENT_ASKPASS or SSH_ASKPASS where the agent starts)"
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.once.Do(func() { c.turn = make(chan struct{}, 1) })
+	// The timeout covers waiting for an earlier prompt too, so that the
+	// client hears a refusal before its own timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	defer cancel()
+	select {
+	case c.turn <- struct{}{}:
+		defer func() { <-c.turn }()
+	case <-ctx.Done():
+		return false, "another confirmation was pending; no answer in time"
+	}
 	cmd := exec.CommandContext(ctx, c.askpass, prompt)
 	cmd.Env = append(os.Environ(), "SSH_ASKPASS_PROMPT=confirm")
 	cmd.WaitDelay = time.Second

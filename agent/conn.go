@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -45,10 +47,15 @@ func (c *conn) touch() {
 	c.mu.Unlock()
 }
 
-// isSSHClient reports whether exe is an OpenSSH client, which relays
-// forwarded agent connections from a remote host.
-func isSSHClient(exe string) bool {
-	return filepath.Base(exe) == "ssh"
+// isSSHClient reports whether the peer is an OpenSSH client, which relays
+// forwarded agent connections from a remote host. The executable path is
+// the kernel's; where it is unknown (macOS) the task name stands in, and a
+// binary replaced by an upgrade reads "ssh (deleted)".
+func isSSHClient(exe, comm string) bool {
+	if exe != "" {
+		return filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == "ssh"
+	}
+	return comm == "ssh"
 }
 
 // serve reads frames until the peer goes away or misbehaves.
@@ -208,6 +215,12 @@ func (c *conn) extension(body []byte) error {
 		return c.fail(protocol.CodeNotPermitted, "not permitted on a forwarded connection")
 	}
 	switch name {
+	case protocol.ExtQuery, protocol.ExtStatus, protocol.ExtList, protocol.ExtRemoveAll:
+		if len(payload) != 0 {
+			return c.fail(protocol.CodeBadRequest, fmt.Sprintf("%s takes no payload", name))
+		}
+	}
+	switch name {
 	case protocol.ExtQuery:
 		return c.send(protocol.MarshalQueryReply(protocol.Extensions))
 	case protocol.ExtSessionBind:
@@ -215,6 +228,9 @@ func (c *conn) extension(body []byte) error {
 			c.audit(c.event("session-bind", "", "deny", err.Error()))
 			return c.send(protocol.FailureFrame())
 		}
+		h := c.hops[len(c.hops)-1]
+		c.a.cfg.Debug.Printf("pid %d: session-bind to %s (%s), forwarding %v", c.peer.PID,
+			c.a.names.name(h.key), ssh.FingerprintSHA256(h.key), h.forwarding)
 		return c.send(protocol.SuccessFrame())
 	case protocol.ExtStatus:
 		return c.status()
@@ -295,7 +311,7 @@ func (c *conn) add(payload []byte) error {
 	provider := req.Provider
 	if err := c.a.store.add(req, lifetime, c.a.cfg.Now()); err != nil {
 		code := uint32(protocol.CodeBadRequest)
-		if errors.Is(err, memsafe.ErrLockedMemory) {
+		if errors.Is(err, memsafe.ErrLockedMemory) || errors.Is(err, errStoreFull) {
 			code = protocol.CodeResource
 		}
 		c.audit(c.event("add", provider, "error", err.Error()))
@@ -406,14 +422,20 @@ func (c *conn) prompt(req *protocol.GetRequest) string {
 	} else if c.forwarded {
 		b.WriteString(" from a forwarded connection (host not verified)")
 	}
-	if q := req.Requester; q != nil {
+	if q := req.Requester; q != nil && c.forwarded {
+		// Only the remote side knows who asked there; say so.
 		fmt.Fprintf(&b, " by %s (pid %d, uid %d", q.Exe, q.PID, q.UID)
 		if q.Hostname != "" {
 			fmt.Fprintf(&b, ", on %s", q.Hostname)
 		}
 		b.WriteString(", as reported by the requester)")
 	} else if c.peer != nil && !c.forwarded {
+		// Locally the kernel names the peer; the requester block is the
+		// program that ran it, also worth showing.
 		fmt.Fprintf(&b, " by %s (pid %d)", c.peer.Exe, c.peer.PID)
+		if q := req.Requester; q != nil && q.Exe != "" {
+			fmt.Fprintf(&b, " run by %s", q.Exe)
+		}
 	}
 	b.WriteString("?")
 	return b.String()

@@ -166,7 +166,7 @@ func (a *Agent) accept(nc *net.UnixConn) {
 	c := &conn{a: a, nc: nc, peer: info, lastActive: a.cfg.Now()}
 	// An ssh client on the other end relays a forwarded agent (ssh -R or
 	// ForwardAgent): treat it as remote even before any session-bind.
-	if isSSHClient(proc.Exe) {
+	if isSSHClient(proc.Exe, proc.Comm) {
 		c.forwarded = true
 	}
 	a.mu.Lock()

@@ -16,6 +16,9 @@ import (
 // not show to the asking connection).
 var errNotFound = errors.New("no credential for that provider")
 
+// errStoreFull is returned when an add would exceed the store's limits.
+var errStoreFull = errors.New("the agent's store is full")
+
 // credential is one stored credential. It is never modified after it is
 // stored: a re-add replaces the whole value, so readers need no lock once
 // they hold the pointer.
@@ -106,14 +109,14 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 	defer s.mu.Unlock()
 	old := s.creds[c.provider]
 	if old == nil && len(s.creds) >= s.max {
-		return fmt.Errorf("the agent holds %d credentials, its limit", s.max)
+		return fmt.Errorf("%w: it holds %d credentials, its limit", errStoreFull, s.max)
 	}
 	total := s.bytes + c.size
 	if old != nil {
 		total -= old.size
 	}
 	if total > s.maxBytes {
-		return fmt.Errorf("the agent's store would exceed its limit of %d MiB", s.maxBytes>>20)
+		return fmt.Errorf("%w: it would exceed its limit of %d MiB", errStoreFull, s.maxBytes>>20)
 	}
 	s.creds[c.provider] = c
 	s.bytes = total

@@ -36,7 +36,7 @@ func marshalEntry(e Entry, handout bool) ([]byte, error) {
 	for _, f := range specs {
 		v, ok := e.Fields[f.name]
 		switch {
-		case !ok && !f.optional && !(handout && f.name == FieldRefresh):
+		case !ok && !f.optional && !(handout && (f.name == FieldRefresh || f.name == FieldExpires)):
 			return nil, fmt.Errorf("%s: required field %q is missing", where, f.name)
 		case !ok:
 		case f.number:

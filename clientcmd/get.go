@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -137,7 +139,7 @@ func requester() *protocol.Requester {
 func printable(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || r == 0xFFFD {
+		if unicode.IsControl(r) || r == utf8.RuneError {
 			r = '?'
 		}
 		b.WriteRune(r)

@@ -48,7 +48,7 @@ func (c *Client) roundTrip(req []byte) ([]byte, error) {
 	if _, err := c.conn.Write(req); err != nil {
 		return nil, fmt.Errorf("writing request: %w", err)
 	}
-	body, err := ReadFrame(c.conn, MaxFrame)
+	body, err := ReadFrame(c.conn, MaxReply)
 	if err != nil {
 		return nil, fmt.Errorf("reading reply: %w", err)
 	}

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Limits. Frames are capped well below x/crypto/ssh/agent's 16 MiB so that a
 // client cannot make the agent allocate much before it has been checked.
 const (
-	MaxFrame        = 256 << 10 // largest frame accepted, header excluded
+	MaxFrame        = 256 << 10 // largest request frame the agent accepts, header excluded
+	MaxReply        = 16 << 20  // largest reply a client accepts (a list of many credentials)
 	MaxNameLen      = 64        // provider and kind names
 	MaxFields       = 16        // fields in one credential
 	MaxFieldNameLen = 32
@@ -647,7 +649,11 @@ func (f *Failure) Error() string { return f.Message }
 // MarshalFailure returns an extension failure frame.
 func MarshalFailure(code uint32, msg string) []byte {
 	if len(msg) > MaxTextLen {
-		msg = msg[:MaxTextLen]
+		cut := MaxTextLen
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut]
 	}
 	e := &encoder{b: make([]byte, 4, 16+len(msg))}
 	e.byte1(MsgExtensionFailure)

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode"
+	"unicode/utf8"
 )
 
 // errShort is returned when a message ends before a field it must hold.
@@ -142,9 +144,13 @@ func checkText(b []byte, max int) error {
 	if len(b) > max {
 		return fmt.Errorf("longer than %d bytes", max)
 	}
+	if !utf8.Valid(b) {
+		return errors.New("is not valid UTF-8")
+	}
 	for _, r := range string(b) {
-		if r == 0xFFFD || r < 0x20 || r == 0x7f {
-			return errors.New("holds a control character or invalid UTF-8")
+		// C1 controls (U+0080..U+009F) reach terminals and prompts too.
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return errors.New("holds a control character")
 		}
 	}
 	return nil
