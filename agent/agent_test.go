@@ -672,12 +672,16 @@ func TestConnectionCap(t *testing.T) {
 	for i := range 8 {
 		r := ta.raw(t)
 		c := newClient(r)
-		// A request makes sure the agent has accepted the connection, and
-		// the clock makes the first one the longest idle.
+		// A request makes sure the agent has accepted the connection.
 		if _, err := c.Status(); err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
-		clock.Advance(time.Second)
+		if i == 0 {
+			// The agent notes the time of a request just after replying;
+			// let it, then move the clock so this one is the longest idle.
+			time.Sleep(100 * time.Millisecond)
+			clock.Advance(time.Hour)
+		}
 		conns = append(conns, c)
 		raws = append(raws, r)
 	}
@@ -722,6 +726,7 @@ func TestConfirm(t *testing.T) {
 	promptFile := filepath.Join(dir, "prompt")
 	yes := writeScript(t, dir, "yes", fmt.Sprintf("printf '%%s' \"$1\" > %s\nexit 0", promptFile))
 	no := writeScript(t, dir, "no", "exit 1")
+	who := &protocol.Requester{PID: 77, UID: 1000, Exe: "/usr/bin/claude", Hostname: "gpu1"}
 	tests := []struct {
 		askpass string
 		code    uint32
@@ -736,20 +741,51 @@ func TestConfirm(t *testing.T) {
 		r := apiCred("anthropic", mKey)
 		r.Confirm = true
 		mustAdd(t, c, r)
-		_, err := c.Get("anthropic", &protocol.Requester{PID: 77, Exe: "/usr/bin/claude", Hostname: "gpu1"})
+		_, err := c.Get("anthropic", who)
 		if failureCode(err) != tt.code && !(tt.code == 0 && err == nil) {
 			t.Errorf("askpass %q: %v, want code %d", filepath.Base(tt.askpass), err, tt.code)
 		}
 	}
+	// Locally the prompt names the kernel's peer and the program that ran it.
 	prompt, err := os.ReadFile(promptFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"anthropic"`, "/usr/bin/claude", "gpu1", "as reported by the requester"} {
+	for _, want := range []string{`"anthropic"`, fmt.Sprintf("pid %d", os.Getpid()), "/usr/bin/claude"} {
 		if !strings.Contains(string(prompt), want) {
-			t.Errorf("prompt %q does not mention %q", prompt, want)
+			t.Errorf("local prompt %q does not mention %q", prompt, want)
 		}
 	}
+
+	// Over a forwarded connection it names the verified host and what the
+	// remote side reports, marked as such.
+	ta := startAgent(t, agent.Config{Askpass: yes})
+	r := apiCred("anthropic", mKey)
+	r.Confirm = true
+	mustAdd(t, ta.client(t), r)
+	host := newHostKey(t)
+	if _, err := ta.boundClient(t, host).Get("anthropic", who); err != nil {
+		t.Fatalf("forwarded confirmed get: %v", err)
+	}
+	prompt, err = os.ReadFile(promptFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := ssh.FingerprintSHA256(mustParseKey(t, host.blob))
+	for _, want := range []string{`"anthropic"`, fp, "/usr/bin/claude", "gpu1", "as reported by the requester"} {
+		if !strings.Contains(string(prompt), want) {
+			t.Errorf("forwarded prompt %q does not mention %q", prompt, want)
+		}
+	}
+}
+
+func mustParseKey(t *testing.T, blob []byte) ssh.PublicKey {
+	t.Helper()
+	k, err := ssh.ParsePublicKey(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func writeScript(t *testing.T, dir, name, body string) string {
