@@ -814,3 +814,23 @@ func TestRemoveAllMethod(t *testing.T) {
 		t.Fatalf("status after RemoveAll: %+v, %v", st, err)
 	}
 }
+
+// The audit log names the verified hops of a forwarded request by their
+// host key fingerprints.
+func TestAuditNamesVerifiedHops(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	mustAdd(t, ta.client(t), apiCred("anthropic", mKey))
+	a, b := newHostKey(t), newHostKey(t)
+	if _, err := ta.boundClient(t, a, b).Get("anthropic", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`"hops":[%q,%q]`, ssh.FingerprintSHA256(mustParseKey(t, a.blob)), ssh.FingerprintSHA256(mustParseKey(t, b.blob)))
+	// A get is logged just after its reply goes out.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(ta.audit.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("audit log does not hold %s", want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

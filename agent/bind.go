@@ -31,7 +31,9 @@ func (c *conn) bind(payload []byte) error {
 	if err != nil {
 		return err
 	}
-	key, err := ssh.ParsePublicKey(b.HostKey)
+	// The payload aliases the request frame, which is wiped after the
+	// request; x/crypto's key types keep slices of their input.
+	key, err := ssh.ParsePublicKey(bytes.Clone(b.HostKey))
 	if err != nil {
 		return fmt.Errorf("session-bind: host key: %w", err)
 	}

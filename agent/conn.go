@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,22 +30,13 @@ type conn struct {
 	hops      []hop
 	upstream  *upstreamKeys
 
-	busy       atomic.Bool
-	mu         sync.Mutex
-	lastActive time.Time
+	busy    atomic.Bool
+	elem    *list.Element // in Agent.idle; guarded by Agent.mu
+	peerPID int           // set before the connection's goroutine starts
 }
 
-func (c *conn) idleSince() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastActive
-}
-
-func (c *conn) touch() {
-	c.mu.Lock()
-	c.lastActive = c.a.cfg.Now()
-	c.mu.Unlock()
-}
+// pid is the peer's pid, for log lines written from other goroutines.
+func (c *conn) pid() int { return c.peerPID }
 
 // isSSHClient reports whether the peer is an OpenSSH client, which relays
 // forwarded agent connections from a remote host. The executable path is
@@ -96,7 +87,7 @@ func (c *conn) serve() {
 		}
 		err = c.handle(body)
 		memsafe.Wipe(body)
-		c.touch()
+		c.a.touch(c)
 		c.busy.Store(false)
 		if err != nil {
 			cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
@@ -161,6 +152,9 @@ func (c *conn) keyFrame(body []byte) error {
 		backend = c.upstream
 	}
 	keys := &lockedKeys{backend: backend, locked: c.a.lock.isLocked, lifetime: c.a.cfg.DefaultLifetime}
+	if backend == c.a.keyring {
+		keys.confirm, keys.ask = &c.a.keyConfirm, c.a.confirm.confirm
+	}
 	return c.send(serveKeyFrame(keys, body))
 }
 
@@ -211,7 +205,13 @@ func (c *conn) extension(body []byte) error {
 		return c.fail(protocol.CodeBadRequest, err.Error())
 	}
 	if c.forwarded && !remoteOK[name] && isOurs(name) {
-		c.audit(c.event(opName(name), "", "deny", "not permitted on a forwarded connection"))
+		provider := ""
+		if name == protocol.ExtRemove {
+			if r, err := protocol.ParseRemoveRequest(payload); err == nil {
+				provider = r.Provider
+			}
+		}
+		c.audit(c.event(opName(name), provider, "deny", "not permitted on a forwarded connection"))
 		return c.fail(protocol.CodeNotPermitted, "not permitted on a forwarded connection")
 	}
 	switch name {
@@ -378,12 +378,15 @@ func (c *conn) get(payload []byte) error {
 			return deny(protocol.CodeRefused, reason)
 		}
 	}
-	err = c.a.store.reveal(cr, func(plain *protocol.Credential) error {
-		size := protocol.GetReplySize(plain)
-		return c.a.cfg.Budget.Scratch(4+size, func(buf []byte) error {
-			frame := protocol.AppendGetReply(buf[:0], plain)
-			return c.send(frame)
-		})
+	err = c.a.store.reveal(cr, func(plain *protocol.Credential, buf []byte) error {
+		frame := protocol.AppendGetReply(buf[:0], plain)
+		if len(frame) == 0 || &frame[0] != &buf[0] {
+			// The reply outgrew the locked buffer and was copied to the
+			// Go heap: wipe it and fail rather than send from there.
+			protocol.Wipe(frame)
+			return errors.New("internal error: get reply larger than its buffer")
+		}
+		return c.send(frame)
 	})
 	if err != nil {
 		if errors.Is(err, memsafe.ErrLockedMemory) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"io"
@@ -56,10 +57,13 @@ type Agent struct {
 	lock    locker
 	confirm confirmer
 	keyring sshagent.ExtendedAgent
-	names   *hostNames
+	// keyConfirm marks keyring keys added with ssh-add -c.
+	keyConfirm keyConfirm
+	names      *hostNames
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
+	idle     *list.List // of *conn, least recently active first
 	closed   bool
 	listener net.Listener
 	wg       sync.WaitGroup
@@ -99,6 +103,7 @@ func New(cfg Config) *Agent {
 		confirm: confirmer{askpass: cfg.Askpass},
 		keyring: sshagent.NewKeyring().(sshagent.ExtendedAgent),
 		conns:   make(map[*conn]struct{}),
+		idle:    list.New(),
 		names:   newHostNames(cfg.KnownHosts),
 		done:    make(chan struct{}),
 	}
@@ -147,7 +152,10 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// accept checks the peer and starts serving the connection.
+// accept checks the peer's uid (SO_PEERCRED, cheap) and starts serving
+// the connection; describing the peer process (/proc reads) happens in the
+// connection's own goroutine so that a flood of connections does not slow
+// the accept loop.
 func (a *Agent) accept(nc *net.UnixConn) {
 	peer, err := peercred.FromConn(nc)
 	if err != nil {
@@ -155,23 +163,20 @@ func (a *Agent) accept(nc *net.UnixConn) {
 		nc.Close()
 		return
 	}
-	proc, _ := peer.Describe()
-	peer.Close()
-	info := &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}
 	if int(peer.UID) != a.uid && peer.UID != 0 {
-		a.cfg.Audit.Log(Event{Op: "connect", Decision: "deny", Reason: fmt.Sprintf("uid %d is not the agent's uid %d", peer.UID, a.uid), Peer: info})
+		proc, _ := peer.Describe()
+		peer.Close()
+		a.cfg.Audit.Log(Event{Op: "connect", Decision: "deny",
+			Reason: fmt.Sprintf("uid %d is not the agent's uid %d", peer.UID, a.uid),
+			Peer:   &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}})
 		nc.Close()
 		return
 	}
-	c := &conn{a: a, nc: nc, peer: info, lastActive: a.cfg.Now()}
-	// An ssh client on the other end relays a forwarded agent (ssh -R or
-	// ForwardAgent): treat it as remote even before any session-bind.
-	if isSSHClient(proc.Exe, proc.Comm) {
-		c.forwarded = true
-	}
+	c := &conn{a: a, nc: nc, peer: &PeerInfo{PID: peer.PID, UID: peer.UID}, peerPID: peer.PID}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
+		peer.Close()
 		nc.Close()
 		return
 	}
@@ -179,35 +184,59 @@ func (a *Agent) accept(nc *net.UnixConn) {
 		a.evictLocked()
 	}
 	a.conns[c] = struct{}{}
+	c.elem = a.idle.PushBack(c)
 	a.wg.Add(1)
 	a.mu.Unlock()
-	a.cfg.Debug.Printf("connection from pid %d uid %d exe %s", info.PID, info.UID, info.Exe)
 	go func() {
 		defer a.wg.Done()
+		proc, _ := peer.Describe()
+		peer.Close()
+		c.peer = &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}
+		// An ssh client on the other end relays a forwarded agent (ssh -R
+		// or ForwardAgent): treat it as remote even before any session-bind.
+		if isSSHClient(proc.Exe, proc.Comm) {
+			c.forwarded = true
+		}
+		a.cfg.Debug.Printf("connection from pid %d uid %d exe %s", c.peer.PID, c.peer.UID, c.peer.Exe)
 		c.serve()
 		a.mu.Lock()
-		delete(a.conns, c)
+		a.dropLocked(c)
 		a.mu.Unlock()
 	}()
 }
 
 // evictLocked closes the connection that has been idle longest, so that a
-// flood of idle connections cannot lock out a client with a request.
+// flood of idle connections cannot lock out a client with a request. The
+// idle list is kept in order of last activity, so the victim is near its
+// front.
 func (a *Agent) evictLocked() {
-	var victim *conn
-	for c := range a.conns {
+	for e := a.idle.Front(); e != nil; e = e.Next() {
+		c := e.Value.(*conn)
 		if c.busy.Load() {
 			continue
 		}
-		if victim == nil || c.idleSince().Before(victim.idleSince()) {
-			victim = c
-		}
+		a.cfg.Debug.Printf("connection limit %d reached: closing the longest idle connection (pid %d)", a.cfg.MaxConns, c.pid())
+		c.nc.Close()
+		a.dropLocked(c)
+		return
 	}
-	if victim != nil {
-		a.cfg.Debug.Printf("connection limit %d reached: closing the longest idle connection (pid %d)", a.cfg.MaxConns, victim.peer.PID)
-		victim.nc.Close()
-		delete(a.conns, victim)
+}
+
+func (a *Agent) dropLocked(c *conn) {
+	if _, ok := a.conns[c]; !ok {
+		return
 	}
+	delete(a.conns, c)
+	a.idle.Remove(c.elem)
+}
+
+// touch moves c to the back of the idle list after a request.
+func (a *Agent) touch(c *conn) {
+	a.mu.Lock()
+	if _, ok := a.conns[c]; ok {
+		a.idle.MoveToBack(c.elem)
+	}
+	a.mu.Unlock()
 }
 
 // reap drops credentials whose lifetime is over, once a second.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -23,6 +24,48 @@ type lockedKeys struct {
 	backend  sshagent.ExtendedAgent
 	locked   func() bool
 	lifetime time.Duration // default for keys added without one (-t)
+	// confirm holds the keys added with ssh-add -c, which x/crypto's
+	// keyring does not support itself; nil for an upstream agent, which
+	// enforces its own constraints.
+	confirm *keyConfirm
+	ask     func(prompt string) (bool, string)
+}
+
+// keyConfirm is the set of SSH keys whose every use the owner confirms.
+type keyConfirm struct {
+	mu   sync.Mutex
+	keys map[string]bool // by public key blob
+}
+
+func (k *keyConfirm) set(blob []byte, on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.keys == nil {
+		k.keys = map[string]bool{}
+	}
+	if on {
+		k.keys[string(blob)] = true
+	} else {
+		delete(k.keys, string(blob))
+	}
+}
+
+func (k *keyConfirm) needed(blob []byte) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys[string(blob)]
+}
+
+// confirmUse asks the owner before a signature with a key added with -c.
+func (k *lockedKeys) confirmUse(key ssh.PublicKey) error {
+	if k.confirm == nil || !k.confirm.needed(key.Marshal()) {
+		return nil
+	}
+	ok, reason := k.ask(fmt.Sprintf("Allow use of key %s?", ssh.FingerprintSHA256(key)))
+	if !ok {
+		return errors.New(reason)
+	}
+	return nil
 }
 
 func (k *lockedKeys) List() ([]*sshagent.Key, error) {
@@ -36,12 +79,18 @@ func (k *lockedKeys) Sign(key ssh.PublicKey, data []byte) (*ssh.Signature, error
 	if k.locked() {
 		return nil, errLocked
 	}
+	if err := k.confirmUse(key); err != nil {
+		return nil, err
+	}
 	return k.backend.Sign(key, data)
 }
 
 func (k *lockedKeys) SignWithFlags(key ssh.PublicKey, data []byte, flags sshagent.SignatureFlags) (*ssh.Signature, error) {
 	if k.locked() {
 		return nil, errLocked
+	}
+	if err := k.confirmUse(key); err != nil {
+		return nil, err
 	}
 	return k.backend.SignWithFlags(key, data, flags)
 }
@@ -52,6 +101,19 @@ func (k *lockedKeys) Add(key sshagent.AddedKey) error {
 	}
 	if key.LifetimeSecs == 0 && k.lifetime > 0 {
 		key.LifetimeSecs = uint32(k.lifetime / time.Second)
+	}
+	if k.confirm != nil {
+		signer, err := ssh.NewSignerFromKey(key.PrivateKey)
+		if err != nil {
+			return err
+		}
+		confirm := key.ConfirmBeforeUse
+		key.ConfirmBeforeUse = false
+		if err := k.backend.Add(key); err != nil {
+			return err
+		}
+		k.confirm.set(signer.PublicKey().Marshal(), confirm)
+		return nil
 	}
 	return k.backend.Add(key)
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"sort"
@@ -80,6 +81,8 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 		return err
 	}
 	c := &credential{provider: req.Provider, kind: req.Kind, added: now, cons: req.Constraints}
+	// Host keys alias the request frame, which is wiped after the request.
+	c.cons.Destinations = cloneChains(req.Destinations)
 	for _, f := range req.Fields {
 		c.size += len(f.Name) + len(f.Value)
 	}
@@ -121,6 +124,24 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 	s.creds[c.provider] = c
 	s.bytes = total
 	return nil
+}
+
+func cloneChains(in []protocol.Chain) []protocol.Chain {
+	if in == nil {
+		return nil
+	}
+	out := make([]protocol.Chain, len(in))
+	for i, ch := range in {
+		out[i] = make(protocol.Chain, len(ch))
+		for j, h := range ch {
+			keys := make([][]byte, len(h.Keys))
+			for k, key := range h.Keys {
+				keys[k] = bytes.Clone(key)
+			}
+			out[i][j] = protocol.Hop{Host: h.Host, Keys: keys}
+		}
+	}
+	return out
 }
 
 // lookup returns a live credential, dropping it if its lifetime is over.
@@ -212,27 +233,43 @@ func (c *credential) entry() protocol.Entry {
 }
 
 // reveal opens the credential's secret fields, except the refresh token,
-// which never leaves the agent, and passes the plaintext credential to fn.
-// Everything fn sees is wiped when it returns.
-func (s *store) reveal(c *credential, fn func(*protocol.Credential) error) error {
+// which never leaves the agent, and passes the plaintext credential and a
+// locked scratch buffer big enough for its get reply to fn. Everything fn
+// sees is wiped when it returns.
+func (s *store) reveal(c *credential, fn func(cred *protocol.Credential, scratch []byte) error) error {
 	out := &protocol.Credential{Provider: c.provider, Kind: c.kind}
 	var fields []storedField
+	var secrets []*memsafe.Secret
+	size := protocol.GetReplySize(&protocol.Credential{Provider: c.provider, Kind: c.kind})
 	for _, f := range c.fields {
-		if f.name != protocol.FieldRefresh {
-			fields = append(fields, f)
+		if f.name == protocol.FieldRefresh {
+			continue
 		}
+		fields = append(fields, f)
+		n := len(f.plain)
+		if f.secret != nil {
+			secrets = append(secrets, f.secret)
+			n = f.secret.Len()
+		}
+		size += 8 + len(f.name) + n
 	}
+	size += 4 // frame header
+	r, err := s.budget.Reserve(secrets, size)
+	if err != nil {
+		return err
+	}
+	defer r.Release()
 	var open func(i int) error
 	open = func(i int) error {
 		if i == len(fields) {
-			return fn(out)
+			return r.Scratch(size, func(buf []byte) error { return fn(out, buf) })
 		}
 		f := fields[i]
 		if f.secret == nil {
 			out.Fields = append(out.Fields, protocol.Field{Name: f.name, Value: []byte(f.plain)})
 			return open(i + 1)
 		}
-		return s.budget.Open(f.secret, func(plain []byte) error {
+		return r.Open(f.secret, func(plain []byte) error {
 			out.Fields = append(out.Fields, protocol.Field{Name: f.name, Value: plain})
 			return open(i + 1)
 		})

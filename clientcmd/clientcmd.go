@@ -119,8 +119,8 @@ func exitCode(err error) int {
 		return exitFailed
 	}
 	// A connection that broke mid-request means the agent went away.
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+	var te *protocol.TransportError
+	if errors.As(err, &te) {
 		return exitNoAgent
 	}
 	return exitFailed

@@ -38,24 +38,23 @@ type Entry struct {
 // markers (@cert-authority, @revoked) and lines it cannot parse.
 func Parse(data []byte) []Entry {
 	var out []Entry
+	// One line at a time: a bad line is skipped, as ssh does, without
+	// rescanning what came before it.
 	for len(data) > 0 {
-		marker, hosts, key, _, rest, err := ssh.ParseKnownHosts(data)
-		if err != nil {
-			if err == io.EOF {
-				break
-			}
-			// Skip the bad line and go on, as ssh does.
-			i := bytes.IndexByte(data, '\n')
-			if i < 0 {
-				break
-			}
-			data = data[i+1:]
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if t := bytes.TrimSpace(line); len(t) == 0 || t[0] == '#' {
 			continue
 		}
-		data = rest
-		if marker == "" {
-			out = append(out, Entry{Hosts: hosts, Key: key})
+		marker, hosts, key, _, _, err := ssh.ParseKnownHosts(line)
+		if err != nil || marker != "" {
+			continue
 		}
+		out = append(out, Entry{Hosts: hosts, Key: key})
 	}
 	return out
 }
@@ -135,7 +134,7 @@ func Name(entries []Entry, key ssh.PublicKey) string {
 			continue
 		}
 		for _, p := range e.Hosts {
-			if !strings.HasPrefix(p, "|") && !strings.ContainsAny(p, "*?!") {
+			if p != "" && !strings.HasPrefix(p, "|") && !strings.ContainsAny(p, "*?!") {
 				return p
 			}
 		}

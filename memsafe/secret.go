@@ -133,17 +133,58 @@ func (b *Budget) Seal(buf []byte) (*Secret, error) {
 	return &Secret{e: memguard.NewEnclave(buf), size: len(buf)}, nil
 }
 
+// Reserve sets aside, in one step, the locked memory to open every secret
+// in secrets at once and to build a scratch buffer of scratch bytes. Taking
+// it all at once means concurrent requests cannot each hold a part and wait
+// for the rest. The caller calls release when done, and meanwhile uses the
+// Open and Scratch methods of the returned Reservation.
+func (b *Budget) Reserve(secrets []*Secret, scratch int) (*Reservation, error) {
+	var cost int64
+	for _, s := range secrets {
+		if s != nil && s.e != nil {
+			cost += b.openCost(s.size)
+		}
+	}
+	if scratch > 0 {
+		cost += (int64(scratch) + b.page - 1) / b.page * b.page
+	}
+	if err := b.reserve(cost); err != nil {
+		return nil, err
+	}
+	return &Reservation{b: b, cost: cost}, nil
+}
+
+// Reservation is locked memory set aside by Reserve.
+type Reservation struct {
+	b    *Budget
+	cost int64
+}
+
+// Release returns the reservation to the budget.
+func (r *Reservation) Release() { r.b.release(r.cost) }
+
 // Open decrypts s into locked memory, passes the plaintext to fn, and
 // destroys the plaintext when fn returns. fn must not keep the slice.
+func (r *Reservation) Open(s *Secret, fn func(plain []byte) error) error { return open(s, fn) }
+
+// Scratch gives fn a locked, zeroed buffer of n bytes and destroys it
+// afterwards.
+func (r *Reservation) Scratch(n int, fn func(buf []byte) error) error { return scratch(n, fn) }
+
+// Open is Reserve, Open and Release for one secret.
 func (b *Budget) Open(s *Secret, fn func(plain []byte) error) error {
+	r, err := b.Reserve([]*Secret{s}, 0)
+	if err != nil {
+		return err
+	}
+	defer r.Release()
+	return open(s, fn)
+}
+
+func open(s *Secret, fn func(plain []byte) error) error {
 	if s == nil || s.e == nil {
 		return fn(nil)
 	}
-	cost := b.openCost(s.size)
-	if err := b.reserve(cost); err != nil {
-		return err
-	}
-	defer b.release(cost)
 	lb, err := s.e.Open()
 	if err != nil {
 		return fmt.Errorf("opening enclave: %w", err)
@@ -155,14 +196,18 @@ func (b *Budget) Open(s *Secret, fn func(plain []byte) error) error {
 // Scratch gives fn a locked, zeroed buffer of n bytes and destroys it
 // afterwards; replies that carry plaintext are built in one.
 func (b *Budget) Scratch(n int, fn func(buf []byte) error) error {
+	r, err := b.Reserve(nil, n)
+	if err != nil {
+		return err
+	}
+	defer r.Release()
+	return scratch(n, fn)
+}
+
+func scratch(n int, fn func(buf []byte) error) error {
 	if n <= 0 {
 		return fn(nil)
 	}
-	cost := (int64(n) + b.page - 1) / b.page * b.page
-	if err := b.reserve(cost); err != nil {
-		return err
-	}
-	defer b.release(cost)
 	lb := memguard.NewBuffer(n)
 	defer lb.Destroy()
 	return fn(lb.Bytes())

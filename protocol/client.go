@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"time"
 )
@@ -34,8 +35,19 @@ func NewClient(conn net.Conn) *Client { return &Client{conn: conn} }
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// roundTrip writes a request frame, wipes it, and reads the reply body. A
-// reply is at most MaxFrame bytes, like a request.
+// TransportError is a failure of the connection itself (the agent went
+// away, stopped answering, or sent something unreadable), as opposed to a
+// refusal by the agent.
+type TransportError struct {
+	Op  string
+	Err error
+}
+
+func (e *TransportError) Error() string { return fmt.Sprintf("%s: %v", e.Op, e.Err) }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// roundTrip writes a request frame, wipes it, and reads the reply body (at
+// most MaxReply bytes).
 func (c *Client) roundTrip(req []byte) ([]byte, error) {
 	defer Wipe(req)
 	t := c.Timeout
@@ -43,14 +55,17 @@ func (c *Client) roundTrip(req []byte) ([]byte, error) {
 		t = DefaultTimeout
 	}
 	if err := c.conn.SetDeadline(time.Now().Add(t)); err != nil {
-		return nil, fmt.Errorf("setting deadline: %w", err)
+		return nil, &TransportError{"setting deadline", err}
 	}
 	if _, err := c.conn.Write(req); err != nil {
-		return nil, fmt.Errorf("writing request: %w", err)
+		return nil, &TransportError{"writing request", err}
 	}
 	body, err := ReadFrame(c.conn, MaxReply)
 	if err != nil {
-		return nil, fmt.Errorf("reading reply: %w", err)
+		if err == io.EOF {
+			err = errors.New("the agent closed the connection")
+		}
+		return nil, &TransportError{"reading reply", err}
 	}
 	return body, nil
 }
@@ -70,7 +85,7 @@ func (c *Client) call(req []byte) ([]byte, error) {
 	case MsgFailure:
 		return nil, &Failure{Code: CodeFailed, Message: "the agent does not support this request"}
 	}
-	return nil, fmt.Errorf("unexpected reply message %d", body[0])
+	return nil, &TransportError{"reading reply", fmt.Errorf("unexpected reply message %d", body[0])}
 }
 
 // Add adds (or replaces) a credential.

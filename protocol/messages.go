@@ -3,7 +3,6 @@ package protocol
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"unicode/utf8"
 )
 
@@ -158,10 +157,8 @@ func (c *Credential) Validate() error {
 		if !contains(spec.required, f.Name) && !contains(spec.optional, f.Name) {
 			return fmt.Errorf("field %q does not belong to a %s credential", f.Name, c.Kind)
 		}
-		if f.Name == FieldExpires {
-			if _, err := strconv.ParseInt(string(f.Value), 10, 64); err != nil {
-				return fmt.Errorf("field %q is not a decimal number", f.Name)
-			}
+		if f.Name == FieldExpires && !isDecimal(f.Value) {
+			return fmt.Errorf("field %q is not a decimal number", f.Name)
 		}
 		if !spec.secret[f.Name] {
 			if err := checkText(f.Value, MaxTextLen); err != nil {
@@ -175,6 +172,24 @@ func (c *Credential) Validate() error {
 		}
 	}
 	return nil
+}
+
+// isDecimal reports whether b is an optional minus sign and 1 to 18
+// digits (fits int64). It does not copy b: a value sent in the wrong field
+// may be a secret.
+func isDecimal(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return false
+	}
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(list []string, s string) bool {
