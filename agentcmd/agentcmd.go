@@ -164,7 +164,16 @@ func start(o *options, stdout, stderr io.Writer) int {
 		l         *net.UnixListener
 		sock, dir string
 		err       error
+		budget    *memsafe.Budget
 	)
+	if o.fg || o.debug {
+		// Harden before the socket exists, so that nothing can connect to
+		// (or read) a process that is not yet protected.
+		if budget, err = memsafe.Harden(); err != nil {
+			fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+			return 1
+		}
+	}
 	if o.bind != "" {
 		sock, err = filepath.Abs(o.bind)
 		if err == nil {
@@ -197,7 +206,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 		if f, ok := stdout.(*os.File); ok {
 			f.Sync()
 		}
-		return serve(o, l, sock, dir, nil, stderr)
+		return serve(o, budget, l, sock, dir, nil, stderr)
 	}
 
 	pid, err := spawn(o, l, sock, dir)
@@ -333,6 +342,11 @@ func runCommand(argv []string, sock string, pid int, stderr io.Writer) int {
 // runChild is the daemon process started by spawn.
 func runChild(o *options) int {
 	ready := os.NewFile(5, "ready")
+	budget, err := memsafe.Harden()
+	if err != nil {
+		fmt.Fprintf(ready, "llm-agent: %v\n", err)
+		return 1
+	}
 	lf := os.NewFile(3, "listener")
 	fl, err := net.FileListener(lf)
 	lf.Close()
@@ -347,13 +361,13 @@ func runChild(o *options) int {
 		audit.Close()
 		audit = nil
 	}
-	return serve(o, l, o.bind, o.cleanDir, ready, audit)
+	return serve(o, budget, l, o.bind, o.cleanDir, ready, audit)
 }
 
-// serve hardens the process, runs the agent on l until a signal, and
+// serve runs the agent on l until a signal, and
 // cleans up. ready, when not nil, is told "ok" once serving. out is where
 // -d logs go, or (in the daemon) the audit file.
-func serve(o *options, l *net.UnixListener, sock, dir string, ready *os.File, out io.Writer) int {
+func serve(o *options, budget *memsafe.Budget, l *net.UnixListener, sock, dir string, ready *os.File, out io.Writer) int {
 	fail := func(format string, a ...any) int {
 		msg := fmt.Sprintf("llm-agent: "+format, a...)
 		if ready != nil {
@@ -367,10 +381,6 @@ func serve(o *options, l *net.UnixListener, sock, dir string, ready *os.File, ou
 			os.Remove(dir)
 		}
 		return 1
-	}
-	budget, err := memsafe.Harden()
-	if err != nil {
-		return fail("%v", err)
 	}
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
 	if o.life != "" {

@@ -82,7 +82,12 @@ func run(e *env, args []string) int {
 			return exitOK
 		}
 		var q *quiet
-		if !errors.As(err, &q) && !errors.Is(err, silentFailure{}) {
+		var te *protocol.TransportError
+		switch {
+		case errors.As(err, &q) || errors.Is(err, silentFailure{}):
+		case errors.As(err, &te):
+			fmt.Fprintf(e.stderr, "llm-agent-client: %s: %v (the agent hung up or stopped answering: is it running, is it yours, and is its owner still connected?)\n", c.name, oneLine(err))
+		default:
 			fmt.Fprintf(e.stderr, "llm-agent-client: %s: %v\n", c.name, oneLine(err))
 		}
 		return exitCode(err)

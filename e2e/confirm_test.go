@@ -89,6 +89,8 @@ func TestConfirm(t *testing.T) {
 				t.Errorf("an askpass program ran although none was configured")
 			}
 
+			// An allowed get is recorded just after the reply.
+			waitAudit(t, a.Audit, func(e auditEvent) bool { return e.Op == "get" && e.Provider == "anthropic" })
 			var found bool
 			for _, e := range readAudit(t, a.Audit) {
 				if e.Op != "get" || e.Provider != "anthropic" {

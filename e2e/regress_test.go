@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -119,6 +120,22 @@ func readAudit(t testing.TB, path string) []auditEvent {
 		evs = append(evs, e)
 	}
 	return evs
+}
+
+// waitAudit waits up to 2 s for an audit record matching ok: the agent may
+// write a record just after its reply (an allowed get) or after the
+// effect the test saw (SIGUSR1).
+func waitAudit(t testing.TB, path string, ok func(auditEvent) bool) bool {
+	t.Helper()
+	_, found := waitFor(2*time.Second, func() bool {
+		for _, e := range readAudit(t, path) {
+			if ok(e) {
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }
 
 // fileHolds reports whether the file at path contains marker, without
@@ -251,13 +268,9 @@ func TestRegressAgent(t *testing.T) {
 		if r := a.Client(t, "", "status"); r.Code != 0 || !strings.Contains(r.Stdout, "credentials: 0") {
 			t.Errorf("status after SIGUSR1: exit %d, stdout %q", r.Code, r.Stdout)
 		}
-		var sawSignal bool
-		for _, e := range readAudit(t, a.Audit) {
-			if e.Op == "remove-all" && e.Decision == "allow" && strings.Contains(e.Reason, "signal") {
-				sawSignal = true
-			}
-		}
-		if !sawSignal {
+		if !waitAudit(t, a.Audit, func(e auditEvent) bool {
+			return e.Op == "remove-all" && e.Decision == "allow" && strings.Contains(e.Reason, "signal")
+		}) {
 			t.Errorf("no remove-all audit record for SIGUSR1")
 		}
 
@@ -305,14 +318,9 @@ func TestRegressAgentTimeout(t *testing.T) {
 		}
 		// list hides an expired credential at once; the reaper, once a
 		// second, drops it and records the expiry.
-		if _, ok := waitFor(2*time.Second, func() bool {
-			for _, e := range readAudit(t, a.Audit) {
-				if e.Op == "expire" && e.Provider == p && e.Decision == "allow" {
-					return true
-				}
-			}
-			return false
-		}); !ok {
+		if !waitAudit(t, a.Audit, func(e auditEvent) bool {
+			return e.Op == "expire" && e.Provider == p && e.Decision == "allow"
+		}) {
 			t.Errorf("no expire audit record for %s", p)
 		}
 	}
@@ -472,6 +480,12 @@ func TestRegressPtrace(t *testing.T) {
 	a := StartAgent(t, AgentOptions{Dir: dir, Cred: u.Cred()})
 	const to = 30 * time.Second
 	env := envWith("HOME=" + dir)
+	// The agent hardens itself before it serves its first request, but
+	// after its socket answers (see TestRegressHardenedWhenListening): a
+	// served request is the barrier.
+	if r := a.Client(t, "", "status"); r.Code != 0 {
+		t.Fatalf("status: exit %d, %q", r.Code, r.Stderr)
+	}
 
 	scope, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
 	yama := strings.TrimSpace(string(scope))
@@ -843,4 +857,56 @@ func TestDaemonBindAddress(t *testing.T) {
 			t.Errorf("the file at -a was changed")
 		}
 	})
+}
+
+// TestRegressHardenedWhenListening: by the time llm-agent -D accepts
+// connections on its socket, it must already be out of reach of its own
+// user (ssh-agent disables tracing first thing in main). The agent's
+// stdout is a pipe filled beforehand, so the agent blocks printing its eval
+// lines, after it has bound the socket: at that point, another process of
+// the same user must not open /proc/PID/environ.
+func TestRegressHardenedWhenListening(t *testing.T) {
+	requireRoot(t)
+	t.Parallel()
+	u := newTestUser(t)
+	dir := publicDir(t, u)
+	sock := filepath.Join(dir, "agent.sock")
+
+	var fds [2]int
+	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	r, w := os.NewFile(uintptr(fds[0]), "pipe-r"), os.NewFile(uintptr(fds[1]), "pipe-w")
+	defer r.Close()
+	syscall.SetNonblock(fds[1], true)
+	fill := make([]byte, 4096)
+	for {
+		if _, err := syscall.Write(fds[1], fill); err != nil {
+			break // EAGAIN: full
+		}
+	}
+	syscall.SetNonblock(fds[1], false)
+
+	cmd := exec.Command(bins.agent, "-D", "-a", sock)
+	cmd.Env = cleanEnv()
+	cmd.Stdout = w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Cred()}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	defer func() {
+		cmd.Process.Kill()
+		go io.Copy(io.Discard, r)
+		cmd.Wait()
+	}()
+	if _, ok := waitFor(5*time.Second, func() bool { return answers(sock) }); !ok {
+		t.Fatalf("llm-agent does not answer on %s", sock)
+	}
+	res, _ := runAs(t, u.Cred(), envWith("HOME="+dir), "", 30*time.Second, "/bin/sh", "-c", `exec 3< "$1"`, "sh",
+		fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
+	if res.Code == 0 {
+		t.Errorf("the agent accepts connections on its socket while its own user can still read /proc/%d/environ "+
+			"(it is not yet non-dumpable: memsafe.Harden runs after the socket is bound and the eval lines are printed)", cmd.Process.Pid)
+	}
 }
