@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/llm-agent/llm-agent/fuzzseed"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -20,23 +18,11 @@ var updateCorpus = flag.Bool("update-corpus", false, "rewrite the generated seed
 // Marshal functions; -update-corpus rewrites the generated files. Other
 // files there (crashers kept as regression seeds) are left alone.
 func TestSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzConn")
+	files := map[string][]byte{}
 	for name, data := range connSeeds(t) {
-		path := filepath.Join(dir, name)
-		want := []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data))
-		if *updateCorpus {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s is missing or stale; run: go test ./agent/ -run TestSeedCorpus -update-corpus", path)
-		}
+		files[name] = fuzzseed.Bytes(data)
 	}
+	fuzzseed.Check(t, "./agent/", "FuzzConn", files, *updateCorpus)
 }
 
 // fixedKey is a deterministic ed25519 key, so the seeds do not change

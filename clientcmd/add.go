@@ -295,16 +295,22 @@ func runImport(e *env, args []string) error {
 	return nil
 }
 
+// wrapEntry returns {"provider": entry}, the shape of an auth.json file
+// and of OPENCODE_AUTH_CONTENT, in one fresh buffer for the caller to wipe.
+func wrapEntry(provider string, entry []byte) []byte {
+	key := strconv.Quote(provider)
+	out := make([]byte, 0, len(entry)+len(key)+3)
+	out = append(out, '{')
+	out = append(out, key...)
+	out = append(out, ':')
+	out = append(out, entry...)
+	return append(out, '}')
+}
+
 // parseEntry reads one opencode auth.json entry by wrapping it in a file
 // of one provider.
 func parseEntry(provider string, data []byte) (authfile.Entry, error) {
-	key := strconv.Quote(provider)
-	wrapped := make([]byte, 0, len(data)+len(key)+3)
-	wrapped = append(wrapped, '{')
-	wrapped = append(wrapped, key...)
-	wrapped = append(wrapped, ':')
-	wrapped = append(wrapped, data...)
-	wrapped = append(wrapped, '}')
+	wrapped := wrapEntry(provider, data)
 	defer protocol.Wipe(wrapped)
 	format, entries, err := authfile.Parse("stdin", wrapped)
 	if err != nil {

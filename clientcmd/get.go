@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -98,13 +97,7 @@ func render(c *protocol.Credential, format string) ([]byte, error) {
 		if format == "json" {
 			return entry, nil
 		}
-		key := strconv.Quote(c.Provider)
-		out := make([]byte, 0, len(entry)+len(key)+3)
-		out = append(out, '{')
-		out = append(out, key...)
-		out = append(out, ':')
-		out = append(out, entry...)
-		out = append(out, '}')
+		out := wrapEntry(c.Provider, entry)
 		protocol.Wipe(entry)
 		return out, nil
 	}

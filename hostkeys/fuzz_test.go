@@ -3,15 +3,13 @@ package hostkeys_test
 import (
 	"bytes"
 	"flag"
-	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/llm-agent/llm-agent/fuzzseed"
 	"github.com/llm-agent/llm-agent/hostkeys"
 )
 
@@ -74,21 +72,9 @@ func TestSeedCorpus(t *testing.T) {
 		"err_hash":      "|1|!!!|??? " + strings.Join(strings.Fields(knownhosts.Line([]string{"x"}, fx.gpu1))[1:], " ") + "\n",
 		"err_one_word":  "justoneword\n@\n@revoked\n",
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzParse")
+	files := map[string][]byte{}
 	for name, s := range seeds {
-		path := filepath.Join(dir, name)
-		want := []byte(fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", s))
-		if *updateCorpus {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s is missing or stale; run: go test ./hostkeys/ -run TestSeedCorpus -update-corpus", path)
-		}
+		files[name] = fuzzseed.Bytes([]byte(s))
 	}
+	fuzzseed.Check(t, "./hostkeys/", "FuzzParse", files, *updateCorpus)
 }

@@ -1,15 +1,12 @@
 package protocol_test
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
+	"github.com/llm-agent/llm-agent/fuzzseed"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -25,48 +22,26 @@ func TestSeedCorpus(t *testing.T) {
 
 func checkCorpus(t *testing.T, corpus map[string]map[string]any) {
 	t.Helper()
-	var targets []string
-	for target := range corpus {
-		targets = append(targets, target)
-	}
-	sort.Strings(targets)
-	for _, target := range targets {
-		dir := filepath.Join("testdata", "fuzz", target)
-		for name, v := range corpus[target] {
-			path := filepath.Join(dir, name)
-			want := corpusFile(v)
-			if *updateCorpus {
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, want, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			got, err := os.ReadFile(path)
-			if err != nil || !bytes.Equal(got, want) {
-				t.Errorf("%s is missing or stale; run: go test ./protocol/ -run TestSeedCorpus -update-corpus", path)
-			}
+	for target, seeds := range corpus {
+		files := map[string][]byte{}
+		for name, v := range seeds {
+			files[name] = corpusFile(v)
 		}
+		fuzzseed.Check(t, "./protocol/", target, files, *updateCorpus)
 	}
 }
 
 // corpusFile encodes one fuzz input in the "go test fuzz v1" format.
 func corpusFile(v any) []byte {
-	var b strings.Builder
-	b.WriteString("go test fuzz v1\n")
 	switch v := v.(type) {
 	case []byte:
-		fmt.Fprintf(&b, "[]byte(%q)\n", v)
+		return fuzzseed.Bytes(v)
 	case wire:
-		fmt.Fprintf(&b, "[]byte(%q)\n", []byte(v))
+		return fuzzseed.Bytes(v)
 	case string:
-		fmt.Fprintf(&b, "string(%q)\n", v)
-	default:
-		panic(fmt.Sprintf("corpusFile: %T", v))
+		return fuzzseed.String(v)
 	}
-	return []byte(b.String())
+	panic(fmt.Sprintf("corpusFile: %T", v))
 }
 
 // seedCorpus returns the seeds of each fuzz target by file name: valid
