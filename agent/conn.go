@@ -197,6 +197,8 @@ var remoteOK = map[string]bool{
 	protocol.ExtGet:         true,
 	protocol.ExtList:        true,
 	protocol.ExtStatus:      true,
+	protocol.ExtOwner:       true,
+	protocol.ExtGuard:       true,
 }
 
 func (c *conn) extension(body []byte) error {
@@ -244,6 +246,10 @@ func (c *conn) extension(body []byte) error {
 		return c.remove(payload)
 	case protocol.ExtRemoveAll:
 		return c.removeAll()
+	case protocol.ExtOwner:
+		return c.ownerProof(payload)
+	case protocol.ExtGuard:
+		return c.guard(payload)
 	}
 	// Not ours: the SSH-key side answers (SSH_AGENT_FAILURE for unknown).
 	return c.keyFrame(body)
@@ -398,6 +404,39 @@ func (c *conn) get(payload []byte) error {
 	e.Remote = req.Requester
 	c.audit(e)
 	return nil
+}
+
+func (c *conn) ownerProof(payload []byte) error {
+	req, err := protocol.ParseOwnerRequest(payload)
+	if err != nil {
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	if c.a.owner == nil {
+		return c.fail(protocol.CodeResource, "the agent has no owner key")
+	}
+	reply, err := c.a.owner.prove(c.a.cfg.Budget, req.Nonce)
+	if err != nil {
+		return c.fail(protocol.CodeResource, err.Error())
+	}
+	return c.send(protocol.MarshalOwnerReply(reply))
+}
+
+func (c *conn) guard(payload []byte) error {
+	req, err := protocol.ParseGuardRequest(payload)
+	if err != nil {
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	switch req.Op {
+	case protocol.GuardRegister:
+		c.a.sessions.register(req.Session)
+		c.audit(c.event("guard-register", "", "allow", fmt.Sprintf("boot %s session %d (reported by the guard)", req.Session.BootID, req.Session.SessionID)))
+		return c.send(protocol.SuccessFrame())
+	case protocol.GuardSessions:
+		return c.send(protocol.MarshalSessionsReply(c.a.sessions.all()))
+	default: // GuardRefused
+		c.audit(c.event("guard-refused", "", "deny", req.Text+" (reported by the guard)"))
+		return c.send(protocol.SuccessFrame())
+	}
 }
 
 // destinationOK applies a credential's destination constraint. A local

@@ -59,6 +59,8 @@ type Agent struct {
 	keyring sshagent.ExtendedAgent
 	// keyConfirm marks keyring keys added with ssh-add -c.
 	keyConfirm keyConfirm
+	owner      *owner
+	sessions   sessions
 	names      *hostNames
 
 	mu       sync.Mutex
@@ -107,6 +109,8 @@ func New(cfg Config) *Agent {
 		names:   newHostNames(cfg.KnownHosts),
 		done:    make(chan struct{}),
 	}
+	// Without an owner key the agent still serves; guards then refuse it.
+	a.owner, _ = newOwner(cfg.Budget)
 	return a
 }
 

@@ -44,6 +44,7 @@ func commands() []command {
 		{"unlock", "", "unlock the agent", runUnlock},
 		{"get", "[--format raw|json|opencode|header] PROVIDER", "print a credential for a tool", runGet},
 		{"status", "", "say whether an agent is reachable, locked, forwarded", runStatus},
+		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard},
 	}
 }
 

@@ -50,6 +50,10 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // most MaxReply bytes).
 func (c *Client) roundTrip(req []byte) ([]byte, error) {
 	defer Wipe(req)
+	return c.roundTripNoWipe(req)
+}
+
+func (c *Client) roundTripNoWipe(req []byte) ([]byte, error) {
 	t := c.Timeout
 	if t == 0 {
 		t = DefaultTimeout

@@ -58,7 +58,7 @@ const (
 
 // Extensions lists the extensions an llm-agent answers, in the order the
 // query extension reports them.
-var Extensions = []string{ExtQuery, ExtSessionBind, ExtAdd, ExtGet, ExtList, ExtRemove, ExtRemoveAll, ExtStatus}
+var Extensions = []string{ExtQuery, ExtSessionBind, ExtAdd, ExtGet, ExtList, ExtRemove, ExtRemoveAll, ExtStatus, ExtOwner, ExtGuard}
 
 // Credential kinds, as in opencode's auth.json "type" field.
 const (

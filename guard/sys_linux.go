@@ -1,0 +1,31 @@
+package guard
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// Getsid returns the calling process's session id (its login's session
+// leader before any setsid).
+func Getsid() (int, error) { return getsid() }
+
+func getsid() (int, error) {
+	sid, err := unix.Getsid(0)
+	if err != nil {
+		return 0, fmt.Errorf("getsid: %w", err)
+	}
+	return sid, nil
+}
+
+// harden keeps other processes of the same uid out of the guard's memory
+// and environment, and disables core dumps.
+func harden() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_CORE, &unix.Rlimit{}); err != nil {
+		return fmt.Errorf("disabling core dumps: %w", err)
+	}
+	return nil
+}

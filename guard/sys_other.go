@@ -1,0 +1,13 @@
+//go:build !linux
+
+package guard
+
+import "errors"
+
+var errLinuxOnly = errors.New("the guard runs on Linux servers only")
+
+func getsid() (int, error) { return 0, errLinuxOnly }
+
+// Getsid returns the calling process's session id.
+func Getsid() (int, error) { return 0, errLinuxOnly }
+func harden() error        { return errLinuxOnly }
