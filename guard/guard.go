@@ -420,14 +420,30 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		return
 	}
 	proc, _ := peer.Describe()
-	err = g.policy.allow(proc, peer.UID)
-	if err == nil {
-		// Re-check through the pidfd that the process we judged is still
-		// the one connected.
+	recheck := func() bool {
 		again, _ := peer.Describe()
-		if !again.Verified || again.StartTime != proc.StartTime {
-			err = fmt.Errorf("pid %d changed during the check", proc.PID)
+		return again.Verified && again.StartTime == proc.StartTime
+	}
+	if !peer.HasPidfd() && peer.PID > 0 {
+		// Kernels before 6.5 give no pidfd with the connection: pin the
+		// pid now with pidfd_open, and judge the process it names. (A pid
+		// reused between connect and here would need a full pid wrap.)
+		fd, err := peercred.PidfdOpen(peer.PID)
+		if err == nil {
+			defer closeFD(fd)
+			if p, err := peercred.ProcessOf(peer.PID); err == nil && pidfdAlive(fd) {
+				proc, proc.Verified = p, true
+				recheck = func() bool {
+					again, err := peercred.ProcessOf(peer.PID)
+					return err == nil && pidfdAlive(fd) && again.StartTime == proc.StartTime
+				}
+			}
 		}
+	}
+	err = g.policy.allow(proc, peer.UID)
+	if err == nil && !recheck() {
+		// The process we judged must still be the one connected.
+		err = fmt.Errorf("pid %d changed during the check", proc.PID)
 	}
 	peer.Close()
 	if err != nil {

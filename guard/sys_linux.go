@@ -18,6 +18,11 @@ func getsid() (int, error) {
 	return sid, nil
 }
 
+// pidfdAlive reports whether the process behind a pidfd is still running.
+func pidfdAlive(fd int) bool { return unix.PidfdSendSignal(fd, 0, nil, 0) == nil }
+
+func closeFD(fd int) { unix.Close(fd) }
+
 // harden keeps other processes of the same uid out of the guard's memory
 // and environment, and disables core dumps.
 func harden() error {

@@ -11,3 +11,5 @@ func getsid() (int, error) { return 0, errLinuxOnly }
 // Getsid returns the calling process's session id.
 func Getsid() (int, error) { return 0, errLinuxOnly }
 func harden() error        { return errLinuxOnly }
+func pidfdAlive(int) bool  { return false }
+func closeFD(int)          {}
