@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/llm-agent/llm-agent/agenttest"
 )
 
 // bins holds the paths of the binaries built once for the whole run.
@@ -19,203 +15,35 @@ var bins struct {
 	client string
 }
 
+var built agenttest.Bins
+
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "llm-e2e-bin-")
+	b, err := agenttest.Build("..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	// World-readable so that tests running commands as other users can
-	// execute the binaries.
-	os.Chmod(dir, 0o755)
-	bins.dir = dir
-	bins.agent = filepath.Join(dir, "llm-agent")
-	bins.client = filepath.Join(dir, "llm-agent-client")
-	for pkg, out := range map[string]string{"../cmd/llm-agent": bins.agent, "../cmd/llm-agent-client": bins.client} {
-		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
-	}
+	built = b
+	bins.dir, bins.agent, bins.client = b.Dir, b.Agent, b.Client
 	code := m.Run()
-	os.RemoveAll(dir)
+	os.RemoveAll(b.Dir)
 	os.Exit(code)
 }
 
-// Agent is an llm-agent started by a test, in the foreground (-D or -d),
-// with its output captured.
-type Agent struct {
-	Sock   string
-	PID    int
-	Audit  string // audit log path ("" if none)
-	Stderr string // path of the file holding its stderr
-	cmd    *exec.Cmd
-}
+// The harness lives in agenttest; these names keep the tests short.
+type (
+	Agent        = agenttest.Agent
+	AgentOptions = agenttest.Options
+	Result       = agenttest.Result
+)
 
-// AgentOptions configure StartAgent.
-type AgentOptions struct {
-	Debug   bool     // -d instead of -D
-	Audit   bool     // --audit-log in the test's temp dir
-	Args    []string // more flags (-t, --upstream)
-	Env     []string // extra environment (LLM_AGENT_ASKPASS...)
-	Dir     string   // directory for the socket; default a fresh 0700 temp dir
-	Cred    *syscall.Credential
-	Rlimits string // shell ulimit options applied before exec, e.g. "-l 64"
-}
+// StartAgent starts llm-agent -D (or -d); see agenttest.Start.
+func StartAgent(t testing.TB, o AgentOptions) *Agent { return agenttest.Start(t, built, o) }
 
-// StartAgent starts llm-agent -D (or -d) on a socket in a private
-// directory and waits until it answers. It is stopped at cleanup.
-func StartAgent(t testing.TB, o AgentOptions) *Agent {
-	t.Helper()
-	dir := o.Dir
-	if dir == "" {
-		dir = t.TempDir()
-		os.Chmod(dir, 0o700)
-	}
-	a := &Agent{Sock: filepath.Join(dir, "agent.sock"), Stderr: filepath.Join(dir, "agent.stderr")}
-	mode := "-D"
-	if o.Debug {
-		mode = "-d"
-	}
-	args := []string{mode, "-a", a.Sock}
-	if o.Audit {
-		a.Audit = filepath.Join(dir, "audit.jsonl")
-		args = append(args, "--audit-log", a.Audit)
-	}
-	args = append(args, o.Args...)
-	var cmd *exec.Cmd
-	if o.Rlimits != "" {
-		quoted := make([]string, len(args))
-		for i, s := range args {
-			quoted[i] = "'" + s + "'"
-		}
-		cmd = exec.Command("/bin/sh", "-c", "ulimit "+o.Rlimits+" && exec "+bins.agent+" "+strings.Join(quoted, " "))
-	} else {
-		cmd = exec.Command(bins.agent, args...)
-	}
-	cmd.Env = append(cleanEnv(), o.Env...)
-	errf, err := os.Create(a.Stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer errf.Close()
-	cmd.Stderr = errf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: o.Cred}
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting llm-agent: %v", err)
-	}
-	a.cmd = cmd
-	a.PID = cmd.Process.Pid
-	t.Cleanup(func() { a.Stop(t) })
-	// The eval lines come first; the last one names the pid.
-	sc := bufio.NewScanner(out)
-	lines := 0
-	for sc.Scan() {
-		lines++
-		if strings.HasPrefix(sc.Text(), "echo Agent pid") {
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if lines != 3 {
-		b, _ := os.ReadFile(a.Stderr)
-		t.Fatalf("llm-agent printed %d eval lines; stderr: %s", lines, b)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := dialUnix(a.Sock); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("llm-agent does not answer on %s", a.Sock)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return a
-}
-
-// Stop sends SIGTERM and waits (at most 5 s, then SIGKILL).
-func (a *Agent) Stop(t testing.TB) {
-	if a.cmd == nil || a.cmd.ProcessState != nil {
-		return
-	}
-	a.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { a.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		a.cmd.Process.Kill()
-		<-done
-		t.Errorf("llm-agent did not exit within 5 s of SIGTERM")
-	}
-}
-
-// Env returns an environment pointing LLM_AUTH_SOCK (and, for ssh-add,
-// SSH_AUTH_SOCK) at the agent.
-func (a *Agent) Env(extra ...string) []string {
-	return append(cleanEnv(), append([]string{"LLM_AUTH_SOCK=" + a.Sock, "SSH_AUTH_SOCK=" + a.Sock}, extra...)...)
-}
-
-// cleanEnv is the test's environment without any agent variables.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		switch strings.SplitN(kv, "=", 2)[0] {
-		case "LLM_AUTH_SOCK", "LLM_AGENT_PID", "SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_ASKPASS", "LLM_AGENT_ASKPASS", "DISPLAY", "SSH_ASKPASS_REQUIRE":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// Result is the outcome of a command.
-type Result struct {
-	Code           int
-	Stdout, Stderr string
-}
-
-// Run runs a command with env and stdin, and returns its exit code and
-// output. It fails the test only if the command cannot be started or runs
-// longer than 60 s.
+// Run runs a command; see agenttest.Run.
 func Run(t testing.TB, env []string, stdin string, name string, args ...string) Result {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s %v ran longer than 60 s", name, args)
-	}
-	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}
+	return agenttest.Run(t, env, stdin, name, args...)
 }
 
-// Client runs llm-agent-client against the agent.
-func (a *Agent) Client(t testing.TB, stdin string, args ...string) Result {
-	t.Helper()
-	return Run(t, a.Env(), stdin, bins.client, args...)
-}
+func cleanEnv() []string { return agenttest.CleanEnv() }

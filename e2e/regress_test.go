@@ -824,8 +824,7 @@ func TestDaemonBindAddress(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		a := StartAgent(t, AgentOptions{Dir: dir})
-		a.cmd.Process.Kill()
-		a.cmd.Wait()
+		a.Kill()
 		if _, err := os.Lstat(a.Sock); err != nil || answers(a.Sock) {
 			t.Fatalf("kill -9 left no stale socket: %v, answers %v", err, answers(a.Sock))
 		}
