@@ -30,7 +30,18 @@ type Budget struct {
 	mu   sync.Mutex
 	used int64
 	free *sync.Cond
+
+	// pool keeps a few one-page locked buffers for replies, so that a get
+	// does not pay for mmap, mlock and mprotect of a fresh buffer each
+	// time; they are wiped between uses. Their pages count as used for
+	// good once made.
+	poolMu sync.Mutex
+	pool   []*memguard.LockedBuffer
+	pooled int
 }
+
+// maxPool bounds the pooled reply buffers (one page each).
+const maxPool = 16
 
 // NewBudget returns a budget for a RLIMIT_MEMLOCK of limit bytes; a negative
 // limit means unlimited.
@@ -145,31 +156,85 @@ func (b *Budget) Reserve(secrets []*Secret, scratch int) (*Reservation, error) {
 			cost += b.openCost(s.size)
 		}
 	}
-	if scratch > 0 {
+	var pooled *memguard.LockedBuffer
+	if scratch > 0 && int64(scratch) <= b.page {
+		pooled = b.takePooled()
+	}
+	if scratch > 0 && pooled == nil {
 		cost += (int64(scratch) + b.page - 1) / b.page * b.page
 	}
 	if err := b.reserve(cost); err != nil {
+		b.putPooled(pooled)
 		return nil, err
 	}
-	return &Reservation{b: b, cost: cost}, nil
+	return &Reservation{b: b, cost: cost, pooled: pooled}, nil
+}
+
+// takePooled returns a pooled one-page buffer, making one if the pool is
+// not full and the limit allows; nil otherwise.
+func (b *Budget) takePooled() *memguard.LockedBuffer {
+	b.poolMu.Lock()
+	defer b.poolMu.Unlock()
+	if n := len(b.pool); n > 0 {
+		lb := b.pool[n-1]
+		b.pool = b.pool[:n-1]
+		return lb
+	}
+	if b.pooled >= maxPool {
+		return nil
+	}
+	if b.limit >= 0 {
+		b.mu.Lock()
+		ok := b.used+b.page <= b.limit/2 // leave the rest for opens
+		if ok {
+			b.used += b.page
+		}
+		b.mu.Unlock()
+		if !ok {
+			return nil
+		}
+	}
+	b.pooled++
+	return memguard.NewBuffer(int(b.page))
+}
+
+func (b *Budget) putPooled(lb *memguard.LockedBuffer) {
+	if lb == nil {
+		return
+	}
+	lb.Wipe()
+	b.poolMu.Lock()
+	b.pool = append(b.pool, lb)
+	b.poolMu.Unlock()
 }
 
 // Reservation is locked memory set aside by Reserve.
 type Reservation struct {
-	b    *Budget
-	cost int64
+	b      *Budget
+	cost   int64
+	pooled *memguard.LockedBuffer
 }
 
 // Release returns the reservation to the budget.
-func (r *Reservation) Release() { r.b.release(r.cost) }
+func (r *Reservation) Release() {
+	r.b.putPooled(r.pooled)
+	r.pooled = nil
+	r.b.release(r.cost)
+}
 
 // Open decrypts s into locked memory, passes the plaintext to fn, and
 // destroys the plaintext when fn returns. fn must not keep the slice.
 func (r *Reservation) Open(s *Secret, fn func(plain []byte) error) error { return open(s, fn) }
 
-// Scratch gives fn a locked, zeroed buffer of n bytes and destroys it
-// afterwards.
-func (r *Reservation) Scratch(n int, fn func(buf []byte) error) error { return scratch(n, fn) }
+// Scratch gives fn a locked, zeroed buffer of n bytes (its capacity may be
+// larger) and wipes or destroys it afterwards.
+func (r *Reservation) Scratch(n int, fn func(buf []byte) error) error {
+	if r.pooled != nil && n > 0 && n <= r.pooled.Size() {
+		defer r.pooled.Wipe()
+		return fn(r.pooled.Bytes()[:n])
+	}
+	return scratch(n, fn)
+}
 
 // Open is Reserve, Open and Release for one secret.
 func (b *Budget) Open(s *Secret, fn func(plain []byte) error) error {
