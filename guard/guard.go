@@ -64,6 +64,7 @@ type Guard struct {
 	watch   net.Conn
 	closed  bool
 	done    chan struct{}
+	stopped chan struct{} // closed when Close has finished
 }
 
 type upstream struct {
@@ -94,7 +95,7 @@ func Start(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{cfg: cfg, done: make(chan struct{})}
+	g := &Guard{cfg: cfg, done: make(chan struct{}), stopped: make(chan struct{})}
 	fail := func(err error) (*Guard, error) {
 		g.closeUpstreams()
 		return nil, err
@@ -252,12 +253,15 @@ func (g *Guard) listen(owner ssh.PublicKey) error {
 // Serve accepts connections until the upstream goes away or Close.
 func (g *Guard) Serve() error {
 	go g.watchUpstream()
+	go g.watchLogin()
 	go g.keepAlive()
 	for {
 		c, err := g.listener.AcceptUnix()
 		if err != nil {
 			select {
 			case <-g.done:
+				// Let Close finish removing the socket before we return.
+				<-g.stopped
 				return nil
 			default:
 			}
@@ -293,6 +297,29 @@ func (g *Guard) watchUpstream() {
 		if _, err := protocol.ReadFrame(g.watch, protocol.MaxReply); err != nil {
 			return
 		}
+	}
+}
+
+// watchLogin closes the guard when the owner's login shell (the session
+// leader) exits: the ssh session would otherwise stay open for the guard's
+// own agent channels, and the guard would serve on after the owner left.
+func (g *Guard) watchLogin() {
+	leader, at := g.policy.self.leader, g.policy.self.leaderAt
+	if leader <= 1 || leader == os.Getpid() {
+		return // a guard in its own session (-D from a script) has no login to watch
+	}
+	fd, err := peercred.PidfdOpen(leader)
+	if err != nil {
+		return
+	}
+	defer closeFD(fd)
+	if p, err := peercred.ProcessOf(leader); err != nil || p.StartTime != at {
+		g.Close() // already gone
+		return
+	}
+	if waitExit(fd, g.done) {
+		fmt.Fprintf(g.cfg.Log, "guard: the owner's login (pid %d) ended; exiting\n", leader)
+		g.Close()
 	}
 }
 
@@ -341,11 +368,13 @@ func (g *Guard) Close() {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
+		<-g.stopped
 		return
 	}
 	g.closed = true
 	close(g.done)
 	g.mu.Unlock()
+	defer close(g.stopped)
 	if g.listener != nil {
 		g.listener.Close()
 		var st syscall.Stat_t

@@ -23,6 +23,26 @@ func pidfdAlive(fd int) bool { return unix.PidfdSendSignal(fd, 0, nil, 0) == nil
 
 func closeFD(fd int) { unix.Close(fd) }
 
+// waitExit waits until the process behind pidfd exits (true) or done is
+// closed (false). A pidfd polls readable when its process exits.
+func waitExit(pidfd int, done <-chan struct{}) bool {
+	for {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 200)
+		if err != nil && err != unix.EINTR {
+			return false
+		}
+		if n > 0 {
+			return true
+		}
+	}
+}
+
 // harden keeps other processes of the same uid out of the guard's memory
 // and environment, and disables core dumps.
 func harden() error {

@@ -13,3 +13,5 @@ func Getsid() (int, error) { return 0, errLinuxOnly }
 func harden() error        { return errLinuxOnly }
 func pidfdAlive(int) bool  { return false }
 func closeFD(int)          {}
+
+func waitExit(int, <-chan struct{}) bool { return false }
