@@ -33,7 +33,7 @@ const (
 func oauthCred(provider string) *protocol.AddRequest {
 	return &protocol.AddRequest{Credential: protocol.Credential{Provider: provider, Kind: protocol.KindOAuth, Fields: []protocol.Field{
 		{Name: "refresh", Value: []byte(mRefresh)}, {Name: "access", Value: []byte(mAccess)},
-		{Name: "expires", Value: []byte("1766390400000")}, {Name: "accountId", Value: []byte("acct-1")}}}}
+		{Name: "expires", Value: []byte("4102444800000")}, {Name: "accountId", Value: []byte("acct-1")}}}}
 }
 
 func wellknownCred(provider string) *protocol.AddRequest {
@@ -64,7 +64,7 @@ func TestAddGetListRemove(t *testing.T) {
 		t.Fatalf("list = %q", got)
 	}
 	oa := list[2]
-	if oa.Kind != "oauth" || !oa.HasRefresh || oa.AccessExpires != 1766390400000 || oa.Expires != 0 || oa.Confirm || oa.LocalOnly {
+	if oa.Kind != "oauth" || !oa.HasRefresh || oa.AccessExpires != 4102444800000 || oa.Expires != 0 || oa.Confirm || oa.LocalOnly {
 		t.Errorf("oauth entry = %+v", oa)
 	}
 	if list[0].HasRefresh || list[0].Kind != "api" {
@@ -76,7 +76,7 @@ func TestAddGetListRemove(t *testing.T) {
 		want           map[string]string
 	}{
 		{"anthropic", "api", map[string]string{"key": mKey}},
-		{"openai", "oauth", map[string]string{"access": mAccess, "expires": "1766390400000", "accountId": "acct-1"}},
+		{"openai", "oauth", map[string]string{"access": mAccess, "expires": "4102444800000", "accountId": "acct-1"}},
 		{"example", "wellknown", map[string]string{"key": "EXAMPLE_TOKEN", "token": mToken}},
 	}
 	for _, tt := range tests {
@@ -174,12 +174,15 @@ func TestGetNeverHandsOutRefresh(t *testing.T) {
 	}
 }
 
+// TestOAuthWithoutAccessToken: an oauth credential of a provider the agent
+// cannot refresh, without an access token, is refused (refresh_test.go
+// covers the providers it can refresh).
 func TestOAuthWithoutAccessToken(t *testing.T) {
 	ta := startAgent(t, agent.Config{})
 	c := ta.client(t)
-	mustAdd(t, c, &protocol.AddRequest{Credential: protocol.Credential{Provider: "openai", Kind: "oauth",
+	mustAdd(t, c, &protocol.AddRequest{Credential: protocol.Credential{Provider: "example-oauth", Kind: "oauth",
 		Fields: []protocol.Field{{Name: "refresh", Value: []byte(mRefresh)}}}})
-	_, err := c.Get("openai", nil)
+	_, err := c.Get("example-oauth", nil)
 	if failureCode(err) != protocol.CodeFailed || !strings.Contains(err.Error(), "no access token") {
 		t.Fatalf("get of an oauth credential without access token: %v", err)
 	}

@@ -375,13 +375,21 @@ func (c *conn) get(payload []byte) error {
 	if len(cr.cons.Destinations) > 0 && !c.destinationOK(cr) {
 		return deny(protocol.CodeDestination, fmt.Sprintf("the %q credential is not allowed on this host path", req.Provider))
 	}
-	if cr.kind == protocol.KindOAuth && !cr.has(protocol.FieldAccess) {
-		return deny(protocol.CodeFailed, fmt.Sprintf("the %q credential holds no access token", req.Provider))
+	if cr.kind == protocol.KindOAuth {
+		if err := c.a.oauth.check(cr); err != nil {
+			return deny(failure(req.Provider, err))
+		}
 	}
 	if cr.cons.Confirm {
 		ok, reason := c.a.confirm.confirm(c.prompt(req))
 		if !ok {
 			return deny(protocol.CodeRefused, reason)
+		}
+	}
+	if cr.kind == protocol.KindOAuth {
+		// Refreshes first if the access token is missing or expiring.
+		if cr, err = c.a.oauth.fresh(cr); err != nil {
+			return deny(failure(req.Provider, err))
 		}
 	}
 	err = c.a.store.reveal(cr, func(plain *protocol.Credential, buf []byte) error {

@@ -1,7 +1,9 @@
 // Package agent is the llm-agent daemon's core: the credential store with
 // its policy (lifetime, confirm, destination, local-only, lock), the socket
 // server that speaks the SSH agent protocol with the LLM extensions, the
-// per-connection checks, and the audit log.
+// per-connection checks, the refresh of OAuth access tokens (refresh.go:
+// on the laptop, single flight per credential, write-back of rotated
+// tokens), and the audit log.
 //
 // Frames are read by the agent's own loop (capped at protocol.MaxFrame, with
 // deadlines, request and reply buffers wiped after use). LLM extensions are

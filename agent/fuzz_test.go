@@ -38,6 +38,10 @@ func (s *fuzzServer) start(tb testing.TB) {
 		MaxCredentials: 64,
 		IdleTimeout:    500 * time.Millisecond,
 		FrameTimeout:   200 * time.Millisecond,
+		// Refreshes (seeds add oauth credentials of real providers) go
+		// nowhere, fast: nothing listens on port 1.
+		OAuthEndpoints: map[string]string{"openai": "http://127.0.0.1:1/", "anthropic": "http://127.0.0.1:1/", "github-copilot": "http://127.0.0.1:1/"},
+		RefreshTimeout: 100 * time.Millisecond,
 	})
 	s.done = make(chan error, 1)
 	go func(a *agent.Agent, done chan error) { done <- a.Serve(l) }(s.a, s.done)

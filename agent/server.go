@@ -40,7 +40,21 @@ type Config struct {
 	// Budget accounts for locked memory; nil means unlimited.
 	Budget *memsafe.Budget
 
-	MaxConns       int           // concurrent connections; default 512
+	// OAuthEndpoints overrides OAuth providers' token endpoints by
+	// provider name (llm-agent --oauth-endpoint).
+	OAuthEndpoints map[string]string
+	// RefreshMargin: an access token that expires within it is refreshed
+	// before it is handed out; default 30 s.
+	RefreshMargin time.Duration
+	// RefreshTimeout bounds one refresh, retries included; default 15 s,
+	// well below a client's 30 s.
+	RefreshTimeout time.Duration
+	// RefreshRetry: after a refresh failed (for another reason than a
+	// refused refresh token), gets hand out the still valid access token
+	// without trying again for this long; default 5 s.
+	RefreshRetry time.Duration
+
+	MaxConns       int           // concurrent connections; default 1024
 	MaxCredentials int           // default 100000
 	MaxStoreBytes  int           // field bytes of all credentials; default 64 MiB
 	IdleTimeout    time.Duration // between requests; default 10 minutes
@@ -60,6 +74,7 @@ type Agent struct {
 	// keyConfirm marks keyring keys added with ssh-add -c.
 	keyConfirm keyConfirm
 	owner      *owner
+	oauth      *refresher
 	sessions   sessions
 	names      *hostNames
 
@@ -75,7 +90,7 @@ type Agent struct {
 // New returns an Agent for cfg.
 func New(cfg Config) *Agent {
 	if cfg.MaxConns == 0 {
-		cfg.MaxConns = 512
+		cfg.MaxConns = 1024
 	}
 	if cfg.MaxCredentials == 0 {
 		cfg.MaxCredentials = 100000
@@ -109,6 +124,7 @@ func New(cfg Config) *Agent {
 		names:   newHostNames(cfg.KnownHosts),
 		done:    make(chan struct{}),
 	}
+	a.oauth = newRefresher(a)
 	// Without an owner key the agent still serves; guards then refuse it.
 	a.owner, _ = newOwner(cfg.Budget)
 	return a
@@ -214,15 +230,33 @@ func (a *Agent) accept(nc *net.UnixConn) {
 // idle list is kept in order of last activity, so the victim is near its
 // front.
 func (a *Agent) evictLocked() {
+	// First a connection whose client has already gone (its goroutine has
+	// not noticed yet), then the longest idle one. A request may sit
+	// unread in a socket before its connection looks busy; such a
+	// connection is not idle.
+	var victim *conn
 	for e := a.idle.Front(); e != nil; e = e.Next() {
 		c := e.Value.(*conn)
 		if c.busy.Load() {
 			continue
 		}
+		switch peek(c.nc) {
+		case peerGone:
+			victim = c
+		case peerIdle:
+			if victim == nil {
+				victim = c
+			}
+			continue
+		default:
+			continue
+		}
+		break
+	}
+	if c := victim; c != nil {
 		a.cfg.Debug.Printf("connection limit %d reached: closing the longest idle connection (pid %d)", a.cfg.MaxConns, c.pid())
 		c.nc.Close()
 		a.dropLocked(c)
-		return
 	}
 }
 

@@ -31,6 +31,8 @@ type credential struct {
 	expires  time.Time // zero: no lifetime
 	cons     protocol.Constraints
 	size     int // bytes of field values, counted against the store's cap
+	// needsLogin: the provider refused the refresh token (refresh.go).
+	needsLogin bool
 }
 
 // storedField is a field's value: plain metadata, or a sealed secret.
@@ -219,6 +221,7 @@ func (c *credential) entry() protocol.Entry {
 		Confirm:    c.cons.Confirm,
 		LocalOnly:  c.cons.LocalOnly,
 		HasRefresh: c.has(protocol.FieldRefresh),
+		NeedsLogin: c.needsLogin,
 	}
 	if !c.expires.IsZero() {
 		e.Expires = c.expires.Unix()

@@ -20,11 +20,13 @@ import (
 
 	"github.com/llm-agent/llm-agent/agent"
 	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/oauth"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
 const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H known_hosts]
-                 [--upstream path] [--audit-log file] [command [arg ...]]
+                 [--upstream path] [--audit-log file]
+                 [--oauth-endpoint provider=url] [command [arg ...]]
        llm-agent [-c | -s] -k
 `
 
@@ -38,6 +40,7 @@ type options struct {
 	upstream  string
 	auditLog  string
 	known     []string
+	endpoints []string // --oauth-endpoint PROVIDER=URL
 	command   []string
 
 	// Internal: set on the re-executed daemon process.
@@ -87,6 +90,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.upstream, "upstream", "", "serve SSH keys from the agent at `path` instead of an in-memory keyring")
 	fs.StringVar(&o.auditLog, "audit-log", "", "append JSON audit records to `file` (mode 0600)")
 	fs.StringArrayVarP(&o.known, "known-hosts", "H", nil, "name hosts from known_hosts `file` (repeatable; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+	fs.StringArrayVar(&o.endpoints, "oauth-endpoint", nil, "refresh `provider=url`'s OAuth tokens at url instead of the provider's token endpoint (repeatable)")
 	fs.BoolVar(&o.child, "daemon-child", false, "")
 	fs.IntVar(&o.parentPID, "parent-pid", 0, "")
 	fs.StringVar(&o.cleanDir, "clean-dir", "", "")
@@ -112,7 +116,32 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("invalid lifetime: %w", err)
 		}
 	}
+	if _, err := oauthEndpoints(o.endpoints); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// oauthEndpoints checks and maps the --oauth-endpoint PROVIDER=URL values.
+func oauthEndpoints(specs []string) (map[string]string, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(specs))
+	for _, spec := range specs {
+		provider, u, ok := strings.Cut(spec, "=")
+		if !ok || provider == "" || u == "" {
+			return nil, fmt.Errorf("--oauth-endpoint %q: want PROVIDER=URL", spec)
+		}
+		if _, known := oauth.Lookup(provider); !known {
+			return nil, fmt.Errorf("--oauth-endpoint: llm-agent does not refresh tokens of %q (it knows %s)", provider, strings.Join(oauth.Names(), ", "))
+		}
+		if err := oauth.CheckEndpoint(u); err != nil {
+			return nil, fmt.Errorf("--oauth-endpoint %s: %v", provider, err)
+		}
+		m[provider] = u
+	}
+	return m, nil
 }
 
 // cshStyle picks the output syntax as ssh-agent does: -c or -s, else by
@@ -268,6 +297,9 @@ func spawn(o *options, l *net.UnixListener, sock, dir string) (int, error) {
 		abs, _ := filepath.Abs(k)
 		args = append(args, "-H", abs)
 	}
+	for _, e := range o.endpoints {
+		args = append(args, "--oauth-endpoint", e)
+	}
 	if dir != "" {
 		args = append(args, "--clean-dir", dir)
 	}
@@ -383,6 +415,7 @@ func serve(o *options, budget *memsafe.Budget, l *net.UnixListener, sock, dir st
 		return 1
 	}
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
+	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
 	if o.life != "" {
 		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)
 	}

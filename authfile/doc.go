@@ -74,4 +74,15 @@
 // opening, so devices are not opened, and with fstat after opening
 // non-blockingly, so a FIFO swapped in cannot hang it) and files over
 // MaxFileSize, of which it reads at most MaxFileSize+1 bytes.
+//
+// # Writing back
+//
+// ReplaceOAuth and WriteBack put refreshed OAuth tokens back into a file
+// (llm-agent-client import --write-back): only the values of the entry's
+// token members change, spliced in by byte offsets, so every other entry,
+// member, key order and whitespace stays byte for byte. WriteBack replaces
+// the file by renaming a synced temporary file with its mode and owner,
+// under an flock on the file's name plus LockSuffix; it writes only if the
+// entry still holds the refresh token the caller had. Members reads the
+// JSON answers of token endpoints with the same parser.
 package authfile

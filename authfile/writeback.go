@@ -53,11 +53,14 @@ type edit struct {
 // The result holds secrets and is a fresh buffer for the caller to wipe;
 // data is not modified.
 func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte, error) {
-	root, err := parseJSON(data)
-	if err != nil {
-		return nil, errors.New("the file is not valid JSON any more")
+	// Only a file that reads as a credential file is rewritten.
+	if _, entries, err := Parse("", data); err != nil {
+		return nil, errors.New("the file is no longer a valid credential file")
+	} else {
+		wipeAll(entries)
 	}
-	if root.kind != jObject || detect(root) != format {
+	root, _ := parseJSON(data)
+	if detect(root) != format {
 		return nil, fmt.Errorf("the file is no longer a %s file", format)
 	}
 	var obj jsonValue // the object holding the tokens

@@ -15,10 +15,11 @@ import (
 
 // LockSuffix names the lock file that WriteBack takes beside the file it
 // writes: ~/.local/share/opencode/auth.json.lock for opencode's file.
-// opencode, Claude Code and Codex take no lock of their own when they write
-// their files (they rewrite them in place), so there is none to share;
-// the lock serialises llm-agent's own writers, and any other tool that
-// cares can take it too (flock(2), exclusive).
+// opencode (Auth.set: read, merge, write the whole file) and Codex (a
+// truncating write) take no lock when they write their files, and Claude
+// Code documents none, so there is no lock of theirs to share; this one
+// serialises llm-agent's own writers, and any other tool that cares can
+// take it too (flock(2), exclusive).
 const LockSuffix = ".lock"
 
 // lockWait bounds how long WriteBack waits for another holder of the lock.

@@ -133,7 +133,6 @@ func BenchmarkRow4Throughput(b *testing.B) {
 	}
 }
 
-
 // BenchmarkInProcessGet runs the agent in the benchmark's own process, so
 // that a CPU profile (bench/run) shows the agent's side of a get too.
 func BenchmarkInProcessGet(b *testing.B) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -227,10 +228,11 @@ func toEntry(c *protocol.Credential) authfile.Entry {
 }
 
 func runImport(e *env, args []string) error {
-	fs := flagSet(e, "import", "[-c] [-t life] [-h host]... [--local-only] [--provider P]... FILE")
+	fs := flagSet(e, "import", "[-c] [-t life] [-h host]... [--local-only] [--write-back] [--provider P]... FILE")
 	var cf constraintFlags
 	cf.register(fs)
 	providers := fs.StringArray("provider", nil, "import only `P` (repeatable)")
+	writeBack := fs.Bool("write-back", false, "when the agent refreshes an OAuth login and gets a new refresh token, write it back to FILE")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -277,8 +279,20 @@ func runImport(e *env, args []string) error {
 			before[x.Provider] = true
 		}
 	}
+	var wb *protocol.WriteBack
+	if *writeBack {
+		abs, err := filepath.Abs(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		wb = &protocol.WriteBack{Path: abs, Format: string(format)}
+	}
 	var added []string
 	for i := range creds {
+		cons := cons
+		if creds[i].Kind == protocol.KindOAuth {
+			cons.WriteBack = wb // nothing to rotate in the others
+		}
 		if err := c.Add(&protocol.AddRequest{Credential: creds[i], Constraints: cons}); err != nil {
 			for _, p := range added {
 				if !before[p] {
@@ -289,8 +303,12 @@ func runImport(e *env, args []string) error {
 		}
 		added = append(added, creds[i].Provider)
 	}
-	for _, p := range added {
-		fmt.Fprintf(e.stderr, "Credential added: %s (from %s file %s)%s\n", p, format, fs.Arg(0), describeConstraints(cons))
+	for i, p := range added {
+		more := ""
+		if wb != nil && creds[i].Kind == protocol.KindOAuth {
+			more = ", rotated tokens written back"
+		}
+		fmt.Fprintf(e.stderr, "Credential added: %s (from %s file %s%s)%s\n", p, format, fs.Arg(0), more, describeConstraints(cons))
 	}
 	return nil
 }

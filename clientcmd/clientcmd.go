@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -37,12 +39,14 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] PROVIDER", "add a credential; the secret is read from stdin or a prompt", runAdd},
-		{"import", "[-c] [-t life] [-h host]... [--local-only] [--provider P]... FILE", "add the credentials of an opencode, Claude Code or Codex auth file", runImport},
+		{"import", "[-c] [-t life] [-h host]... [--local-only] [--write-back] [--provider P]... FILE", "add the credentials of an opencode, Claude Code or Codex auth file", runImport},
 		{"list", "[--json]", "list credentials: provider, kind, lifetime, constraints", runList},
 		{"remove", "PROVIDER... | --all", "remove credentials", runRemove},
 		{"lock", "", "lock the agent with a passphrase", runLock},
 		{"unlock", "", "unlock the agent", runUnlock},
 		{"get", "[--format raw|json|opencode|header] PROVIDER", "print a credential for a tool", runGet},
+		{"exec", "[-p PROVIDER]... -- CMD [ARG...]", "run a command with credentials in the variables its tools read", runExec},
+		{"proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [-d] [-- CMD [ARG...]]", "serve an auth-injecting proxy; run a command that holds only a dummy key", runProxy},
 		{"status", "", "say whether an agent is reachable, locked, forwarded", runStatus},
 		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard},
 	}
@@ -148,10 +152,15 @@ func flagSet(e *env, name, args string) *pflag.FlagSet {
 
 // connect finds the agent: LLM_AUTH_SOCK, else SSH_AUTH_SOCK when the agent
 // there answers the llm-agent extensions (a socket forwarded with
-// ForwardAgent). Failures are noAgentErrors.
+// ForwardAgent). Failures to reach it are noAgentErrors. The connect and
+// every exchange on the client are bounded by LLM_AGENT_TIMEOUT.
 func connect(e *env) (*protocol.Client, error) {
+	timeout, err := agentTimeout(e)
+	if err != nil {
+		return nil, err
+	}
 	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
-		c, err := protocol.Dial(path)
+		c, err := dial(path, timeout)
 		if err != nil {
 			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, dialReason(err))}
 		}
@@ -161,16 +170,54 @@ func connect(e *env) (*protocol.Client, error) {
 	if path == "" {
 		return nil, &noAgentError{errors.New("no agent: LLM_AUTH_SOCK is not set (start one with: eval \"$(llm-agent)\", or connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
 	}
-	c, err := protocol.Dial(path)
+	c, err := dial(path, timeout)
 	if err != nil {
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, dialReason(err))}
 	}
 	// A plain ssh-agent answers SSH_AGENT_FAILURE to an unknown extension.
 	if _, err := c.Status(); err != nil {
 		c.Close()
+		var te *protocol.TransportError
+		if errors.As(err, &te) {
+			return nil, &noAgentError{fmt.Errorf("the agent at SSH_AUTH_SOCK=%s did not answer: %w", path, err)}
+		}
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", path)}
 	}
 	return c, nil
+}
+
+// dial connects within timeout (at most 5 s, as protocol.Dial) and gives
+// the client timeout as its bound for each exchange.
+func dial(path string, timeout time.Duration) (*protocol.Client, error) {
+	nc, err := net.DialTimeout("unix", path, min(timeout, 5*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	c := protocol.NewClient(nc)
+	c.Timeout = timeout
+	return c, nil
+}
+
+// agentTimeout is LLM_AGENT_TIMEOUT, a Go duration ("5s", "1m") or a
+// number of seconds, else protocol.DefaultTimeout: how long a client waits
+// for the agent (or a forwarded socket whose far end stopped answering).
+func agentTimeout(e *env) (time.Duration, error) {
+	v := strings.TrimSpace(e.getenv("LLM_AGENT_TIMEOUT"))
+	if v == "" {
+		return protocol.DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, ferr := strconv.ParseFloat(v, 64)
+		if ferr != nil || !(secs <= 1e6) { // NaN too
+			return 0, fmt.Errorf("LLM_AGENT_TIMEOUT=%q: want a duration such as 5s or a number of seconds", v)
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("LLM_AGENT_TIMEOUT=%q: want a positive time", v)
+	}
+	return d, nil
 }
 
 // dialReason says in plain words why a socket did not answer.

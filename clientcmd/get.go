@@ -31,7 +31,7 @@ func runGet(e *env, args []string) error {
 	provider := fs.Arg(0)
 	c, err := connect(e)
 	if err != nil {
-		return err
+		return ownerNotConnected(err)
 	}
 	defer c.Close()
 	cred, err := c.Get(provider, requester())
@@ -107,9 +107,11 @@ func render(c *protocol.Credential, format string) ([]byte, error) {
 // requester describes who is asking: the program that ran us (the tool
 // that wants the credential), our working directory and host. The agent
 // shows it, marked as reported by the requester.
-func requester() *protocol.Requester {
+func requester() *protocol.Requester { return requesterFor(os.Getppid()) }
+
+// requesterFor describes process ppid as the requester.
+func requesterFor(ppid int) *protocol.Requester {
 	r := &protocol.Requester{UID: uint32(os.Getuid())}
-	ppid := os.Getppid()
 	r.PID = uint32(ppid)
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", ppid)); err == nil {
 		r.Exe = exe

@@ -45,11 +45,12 @@ func runList(e *env, args []string) error {
 			Destinations  []string `json:"destinations,omitempty"`
 			AccessExpires string   `json:"accessExpires,omitempty"`
 			HasRefresh    bool     `json:"hasRefresh,omitempty"`
+			NeedsLogin    bool     `json:"needsLogin,omitempty"`
 		}
 		out := make([]jsonEntry, 0, len(entries))
 		for _, x := range entries {
 			j := jsonEntry{Provider: x.Provider, Kind: x.Kind, Added: time.Unix(x.Added, 0).UTC().Format(time.RFC3339),
-				Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh}
+				Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh, NeedsLogin: x.NeedsLogin}
 			if x.Expires != 0 {
 				j.Expires = time.Unix(x.Expires, 0).UTC().Format(time.RFC3339)
 			}
@@ -92,6 +93,9 @@ func runList(e *env, args []string) error {
 		}
 		if x.HasRefresh {
 			cons = append(cons, "refresh token held by the agent")
+		}
+		if x.NeedsLogin {
+			cons = append(cons, "NEEDS A NEW LOGIN (see get)")
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.Provider, x.Kind, life, strings.Join(cons, ", "))
 	}

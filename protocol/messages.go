@@ -273,6 +273,7 @@ type Constraints struct {
 	Confirm      bool   // ask the owner before each use
 	LocalOnly    bool   // never visible on a forwarded connection
 	Destinations []Chain
+	WriteBack    *WriteBack // oauth: rotated tokens go back to this laptop file
 }
 
 // AddRequest is the payload of add@llm-agent.
@@ -311,6 +312,9 @@ func (r *AddRequest) Marshal() []byte {
 			}
 		}
 	}
+	if r.WriteBack != nil {
+		e.writeBack(r.WriteBack)
+	}
 	return e.frame()
 }
 
@@ -346,6 +350,12 @@ func ParseAddRequest(payload []byte) (*AddRequest, error) {
 					break
 				}
 				r.Destinations = d.chains()
+			case ConstraintWriteBack:
+				if r.WriteBack != nil {
+					d.fail(errors.New("write-back constraint given twice"))
+					break
+				}
+				r.WriteBack = d.writeBack()
 			default:
 				if d.err == nil {
 					d.fail(fmt.Errorf("unknown constraint %q", name))
@@ -507,6 +517,7 @@ type Entry struct {
 	Destinations  []string // chains as "host>host"
 	AccessExpires int64    // oauth: epoch milliseconds of the access token; 0: unknown
 	HasRefresh    bool
+	NeedsLogin    bool // oauth: the provider refused the refresh token
 }
 
 // MarshalListReply returns the reply frame for list@llm-agent.
@@ -527,6 +538,7 @@ func MarshalListReply(entries []Entry) []byte {
 		}
 		e.uint64(uint64(x.AccessExpires))
 		e.bool1(x.HasRefresh)
+		e.bool1(x.NeedsLogin)
 	}
 	return e.frame()
 }
@@ -535,8 +547,8 @@ func MarshalListReply(entries []Entry) []byte {
 func ParseListReply(body []byte) ([]Entry, error) {
 	d := &decoder{b: body}
 	n := d.uint32()
-	// Each entry takes at least 35 bytes; refuse counts the body cannot hold.
-	if d.err == nil && uint64(n)*35 > uint64(len(d.b)) {
+	// Each entry takes at least 36 bytes; refuse counts the body cannot hold.
+	if d.err == nil && uint64(n)*36 > uint64(len(d.b)) {
 		return nil, fmt.Errorf("list reply: %d entries do not fit in %d bytes", n, len(d.b))
 	}
 	entries := make([]Entry, 0, n)
@@ -558,6 +570,7 @@ func ParseListReply(body []byte) ([]Entry, error) {
 		}
 		x.AccessExpires = int64(d.uint64())
 		x.HasRefresh = d.bool1()
+		x.NeedsLogin = d.bool1()
 		entries = append(entries, x)
 	}
 	if err := d.finish(); err != nil {

@@ -19,7 +19,7 @@ func sampleAdds(t testing.TB) map[string]*protocol.AddRequest {
 		"api": {Credential: protocol.Credential{Provider: "anthropic", Kind: protocol.KindAPI,
 			Fields: []protocol.Field{field("key", "sk-ant-FAKE-0001")}}},
 		"oauth": {Credential: protocol.Credential{Provider: "openai", Kind: protocol.KindOAuth, Fields: []protocol.Field{
-			field("refresh", "rt-FAKE"), field("access", "at-FAKE"), field("expires", "1766390400000"),
+			field("refresh", "rt-FAKE"), field("access", "at-FAKE"), field("expires", "4102444800000"),
 			field("accountId", "acct-0000"), field("enterpriseUrl", "github.example.com"), field("extra", `{"x":1}`)}}},
 		"wellknown": {Credential: protocol.Credential{Provider: "example", Kind: protocol.KindWellKnown,
 			Fields: []protocol.Field{field("key", "EXAMPLE_TOKEN"), field("token", "tok-FAKE")}}},
@@ -32,6 +32,11 @@ func sampleAdds(t testing.TB) map[string]*protocol.AddRequest {
 			}},
 		},
 		"empty-fields": {Credential: protocol.Credential{Provider: "p", Kind: "api"}},
+		"write-back": {
+			Credential: protocol.Credential{Provider: "anthropic", Kind: protocol.KindOAuth, Fields: []protocol.Field{
+				field("refresh", "rt-FAKE"), field("access", "at-FAKE"), field("expires", "4102444800000")}},
+			Constraints: protocol.Constraints{Confirm: true, WriteBack: &protocol.WriteBack{Path: "/home/u/.claude/.credentials.json", Format: "claude"}},
+		},
 	}
 }
 
@@ -53,6 +58,7 @@ func sampleEntries() map[string][]protocol.Entry {
 				AccessExpires: 1766390400000, HasRefresh: true},
 		},
 		"negative-times": {{Provider: "p", Kind: "api", Added: -1, Expires: -2, AccessExpires: -3}},
+		"needs-login":    {{Provider: "openai", Kind: "oauth", Added: 1700000000, AccessExpires: 1700000001000, HasRefresh: true, NeedsLogin: true}},
 	}
 }
 

@@ -1,0 +1,228 @@
+package clientcmd
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
+	"github.com/llm-agent/llm-agent/proxy"
+)
+
+// osExit ends the process with the command's exit status after proxy --
+// CMD (the command table's errors only know 0, 1 and 2).
+var osExit = os.Exit
+
+func runProxy(e *env, args []string) error {
+	fs := flagSet(e, "proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [-d] [-- CMD [ARG...]]")
+	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
+	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
+	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
+	timeout := fs.Duration("timeout", protocol.DefaultTimeout, "answer 503 when the agent does not answer within `DURATION`")
+	fs.SetInterspersed(false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if err := checkLoopback(*listen); err != nil {
+		return err
+	}
+	upstreams := map[string]string{}
+	for _, u := range *ups {
+		name, raw, ok := strings.Cut(u, "=")
+		if !ok || name == "" || raw == "" {
+			return fmt.Errorf("--upstream %q: want PROVIDER=URL", u)
+		}
+		upstreams[name] = raw
+	}
+	var path string
+	if len(argv) > 0 {
+		p, err := exec.LookPath(argv[0])
+		if err != nil {
+			return fmt.Errorf("%s: %v", argv[0], unwrapExecErr(err))
+		}
+		path = p
+	}
+
+	socket, names, err := proxyAgent(e)
+	if err != nil {
+		return err
+	}
+	for n := range upstreams {
+		names = append(names, n)
+	}
+	// No core dumps, no ptrace by the same uid: credentials pass through
+	// this process. (The command started below is dumpable again after
+	// its execve; it never holds a credential.)
+	if _, err := memsafe.Harden(); err != nil {
+		return err
+	}
+	var childPID atomic.Int64
+	cfg := proxy.Config{
+		Socket:    socket,
+		Upstreams: upstreams,
+		Timeout:   *timeout,
+		Requester: func() *protocol.Requester {
+			if pid := childPID.Load(); pid > 0 {
+				return requesterFor(int(pid))
+			}
+			return requesterFor(os.Getpid())
+		},
+	}
+	if *debug {
+		cfg.Log = log.New(e.stderr, "llm-agent-client: proxy: ", log.LstdFlags)
+	}
+	p, err := proxy.New(cfg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	base := "http://" + l.Addr().String()
+	vars, err := p.ToolEnv(base, names, e.getenv("OPENCODE_CONFIG_CONTENT"))
+	if err != nil {
+		l.Close()
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(l) }()
+
+	if len(argv) == 0 {
+		return proxyForeground(e, p, vars, served)
+	}
+
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Args = argv
+	cmd.Env = withVars(os.Environ(), proxy.ScrubVars(), vars)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		p.Close(0)
+		return fmt.Errorf("%s: %v", argv[0], err)
+	}
+	childPID.Store(int64(cmd.Process.Pid))
+	// In a terminal, ^C and ^\ reach the command from the terminal itself
+	// (it is in our process group); passing them on would deliver them
+	// twice.
+	fromTTY := term.IsTerminal(int(os.Stdin.Fd()))
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if fromTTY && (s == syscall.SIGINT || s == syscall.SIGQUIT) {
+					continue
+				}
+				cmd.Process.Signal(s)
+			case <-done:
+				return
+			}
+		}
+	}()
+	werr := cmd.Wait()
+	close(done)
+	p.Close(time.Second)
+	code := 0
+	if werr != nil {
+		var ee *exec.ExitError
+		if !errors.As(werr, &ee) {
+			return werr
+		}
+		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			code = 128 + int(ws.Signal())
+		}
+	}
+	osExit(code)
+	return nil
+}
+
+// proxyAgent finds the agent as every subcommand does, and lists the
+// providers it holds credentials for: the tool is pointed at those.
+func proxyAgent(e *env) (string, []string, error) {
+	c, err := connect(e)
+	if err != nil {
+		return "", nil, ownerNotConnected(err)
+	}
+	defer c.Close()
+	socket := e.getenv("LLM_AUTH_SOCK")
+	if socket == "" {
+		socket = e.getenv("SSH_AUTH_SOCK")
+	}
+	entries, err := c.List()
+	if err != nil {
+		return "", nil, err
+	}
+	var names []string
+	for _, x := range entries {
+		names = append(names, x.Provider)
+	}
+	return socket, names, nil
+}
+
+// checkLoopback refuses to listen beyond this machine: requests carry the
+// dummy key in clear.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--listen %q: %v", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--listen %q: the proxy listens on a loopback address only (127.0.0.1, ::1)", addr)
+	}
+	return nil
+}
+
+// proxyForeground prints the variables for eval and serves until a
+// signal.
+func proxyForeground(e *env, p *proxy.Proxy, vars []proxy.Var, served chan error) error {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	sort.SliceStable(vars, func(i, j int) bool { return vars[i].Name < vars[j].Name })
+	var b strings.Builder
+	for _, v := range vars {
+		fmt.Fprintf(&b, "%s=%s; export %s;\n", v.Name, shellQuote(v.Value), v.Name)
+	}
+	fmt.Fprintf(&b, "LLM_AGENT_PROXY_PID=%d; export LLM_AGENT_PROXY_PID;\n", os.Getpid())
+	if _, err := e.stdout.Write([]byte(b.String())); err != nil {
+		p.Close(0)
+		return err
+	}
+	if f, ok := e.stdout.(*os.File); ok {
+		f.Sync()
+	}
+	select {
+	case <-sigs:
+		p.Close(time.Second)
+		return nil
+	case err := <-served:
+		return err
+	}
+}
+
+// shellQuote quotes s for sh when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:@%+=,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
