@@ -230,34 +230,36 @@ func (a *Agent) accept(nc *net.UnixConn) {
 // idle list is kept in order of last activity, so the victim is near its
 // front.
 func (a *Agent) evictLocked() {
-	// First a connection whose client has already gone (its goroutine has
-	// not noticed yet), then the longest idle one. A request may sit
-	// unread in a socket before its connection looks busy; such a
-	// connection is not idle.
-	var victim *conn
-	for e := a.idle.Front(); e != nil; e = e.Next() {
-		c := e.Value.(*conn)
-		if c.busy.Load() {
-			continue
-		}
-		switch peek(c.nc) {
-		case peerGone:
-			victim = c
-		case peerIdle:
-			if victim == nil {
+	victim := a.goneLocked()
+	if victim == nil {
+		// The longest idle one. A request may sit unread in a socket
+		// before its connection looks busy; such a connection is not idle.
+		for e := a.idle.Front(); e != nil; e = e.Next() {
+			if c := e.Value.(*conn); !c.busy.Load() && peek(c.nc) == peerIdle {
 				victim = c
+				break
 			}
-			continue
-		default:
-			continue
 		}
-		break
 	}
 	if c := victim; c != nil {
 		a.cfg.Debug.Printf("connection limit %d reached: closing the longest idle connection (pid %d)", a.cfg.MaxConns, c.pid())
 		c.nc.Close()
 		a.dropLocked(c)
 	}
+}
+
+// goneLocked looks among the most recently active connections for one
+// whose client has closed it before its goroutine noticed: a client that
+// reconnects leaves one behind, at the back of the idle list.
+func (a *Agent) goneLocked() *conn {
+	const look = 16
+	n := 0
+	for e := a.idle.Back(); e != nil && n < look; e, n = e.Prev(), n+1 {
+		if c := e.Value.(*conn); !c.busy.Load() && peek(c.nc) == peerGone {
+			return c
+		}
+	}
+	return nil
 }
 
 func (a *Agent) dropLocked(c *conn) {
