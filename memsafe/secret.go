@@ -40,8 +40,12 @@ type Budget struct {
 	pooled int
 }
 
-// maxPool bounds the pooled reply buffers (one page each).
-const maxPool = 16
+// maxPool bounds the pooled reply buffers (one page each); below
+// minPoolLimit of RLIMIT_MEMLOCK there is no pool.
+const (
+	maxPool      = 16
+	minPoolLimit = 2 << 20
+)
 
 // NewBudget returns a budget for a RLIMIT_MEMLOCK of limit bytes; a negative
 // limit means unlimited.
@@ -184,8 +188,13 @@ func (b *Budget) takePooled() *memguard.LockedBuffer {
 		return nil
 	}
 	if b.limit >= 0 {
+		// Pooled pages stay locked for good: only pool when the limit
+		// leaves plenty (an eighth of it at most) for opens.
+		if b.limit < minPoolLimit || int64(b.pooled+1)*b.page > b.limit/8 {
+			return nil
+		}
 		b.mu.Lock()
-		ok := b.used+b.page <= b.limit/2 // leave the rest for opens
+		ok := b.used+b.page <= b.limit/8
 		if ok {
 			b.used += b.page
 		}
