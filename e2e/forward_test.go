@@ -353,7 +353,9 @@ cat "$HOME/probe.err" >&2`)
 			continue
 		}
 		began, ended := fwdParseTime(t, f[1]), fwdParseTime(t, f[2])
-		if began.Before(disconnect) {
+		// A get that began before the disconnect counts only if it
+		// straddled it and failed: then it is the first to see it.
+		if began.Before(disconnect) && !(f[0] != "0" && ended.After(disconnect)) {
 			if f[0] == "0" {
 				oks++
 			}

@@ -43,12 +43,11 @@ func readSelf(leader int) (self, error) {
 			return s, err
 		}
 	}
-	s.leader = sid
-	p, err := peercred.ProcessOf(sid)
-	if err != nil {
-		return s, fmt.Errorf("login session leader %d: %w", sid, err)
+	// A session whose leader has exited (a guard started from a script
+	// whose parent is gone) has no login to descend from or to watch.
+	if p, err := peercred.ProcessOf(sid); err == nil {
+		s.leader, s.leaderAt = sid, p.StartTime
 	}
-	s.leaderAt = p.StartTime
 	return s, nil
 }
 
