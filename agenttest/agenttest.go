@@ -202,20 +202,28 @@ func Run(t testing.TB, env []string, stdin string, name string, args ...string) 
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
+	return RunCmd(t, cmd, stdin, 60*time.Second)
+}
+
+// RunCmd runs a prepared command with stdin and returns its exit code and
+// output; it fails t if the command cannot start or outlives limit (a
+// hang), saying what it had printed by then.
+func RunCmd(t testing.TB, cmd *exec.Cmd, stdin string, limit time.Duration) Result {
+	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
+		t.Fatalf("starting %s: %v", cmd.Path, err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(60 * time.Second):
+	case <-time.After(limit):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("%s %v ran longer than 60 s", name, args)
+		t.Fatalf("%s ran longer than %v (a hang); stdout %q stderr %q", strings.Join(cmd.Args, " "), limit, out.String(), errb.String())
 	}
 	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}
 }

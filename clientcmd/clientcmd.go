@@ -162,7 +162,7 @@ func connect(e *env) (*protocol.Client, error) {
 	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
 		c, err := dial(path, timeout)
 		if err != nil {
-			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, dialReason(err))}
+			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, protocol.DialReason(err))}
 		}
 		return c, nil
 	}
@@ -172,7 +172,7 @@ func connect(e *env) (*protocol.Client, error) {
 	}
 	c, err := dial(path, timeout)
 	if err != nil {
-		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, dialReason(err))}
+		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, protocol.DialReason(err))}
 	}
 	// A plain ssh-agent answers SSH_AGENT_FAILURE to an unknown extension.
 	if _, err := c.Status(); err != nil {
@@ -218,21 +218,4 @@ func agentTimeout(e *env) (time.Duration, error) {
 		return 0, fmt.Errorf("LLM_AGENT_TIMEOUT=%q: want a positive time", v)
 	}
 	return d, nil
-}
-
-// dialReason says in plain words why a socket did not answer.
-func dialReason(err error) string {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "no such socket"
-	case isRefused(err):
-		return "nothing is listening (a stale socket)"
-	case errors.Is(err, os.ErrPermission):
-		return "permission denied"
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err.Error()
-	}
-	return err.Error()
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-agent/llm-agent/agenttest"
 	"github.com/llm-agent/llm-agent/sshtest"
 )
 
@@ -144,22 +145,7 @@ func (r *fwdRig) ssh(srv *sshtest.Server, mode fwdMode, stdin, script string, ex
 // fwdRun runs cmd with stdin, failing t if it hangs.
 func fwdRun(t testing.TB, cmd *exec.Cmd, stdin string) Result {
 	t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdin = strings.NewReader(stdin)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", cmd.Path, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(fwdSessionTimeout):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("%s ran longer than %v", strings.Join(cmd.Args, " "), fwdSessionTimeout)
-	}
-	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}
+	return agenttest.RunCmd(t, cmd, stdin, fwdSessionTimeout)
 }
 
 // fwdRefused checks a command that the agent must refuse with exit 1 and,

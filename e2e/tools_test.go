@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-agent/llm-agent/agenttest"
 	"github.com/llm-agent/llm-agent/sshtest"
 )
 
@@ -157,23 +158,9 @@ func doors() []door {
 // toolsRun runs cmd, failing t if it outlives toolsTimeout.
 func toolsRun(t testing.TB, cmd *exec.Cmd) (Result, time.Duration) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	cmd.Stdin = strings.NewReader("")
-	cmd.Stdout, cmd.Stderr = &out, &errb
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", cmd.Path, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(toolsTimeout):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the tool ran longer than %v (a hang); stdout %q stderr %q", toolsTimeout, out.String(), errb.String())
-	}
-	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}, time.Since(start)
+	r := agenttest.RunCmd(t, cmd, "", toolsTimeout)
+	return r, time.Since(start)
 }
 
 // scanFiles checks that no file the tool could have written holds secret:

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -181,4 +183,22 @@ func (c *Client) lock(msg byte, passphrase []byte) error {
 		return ErrLockFailed
 	}
 	return fmt.Errorf("unexpected reply message %d", body[0])
+}
+
+// DialReason says in plain words why an agent socket did not answer, for
+// one-line errors: no socket, a stale one, no permission.
+func DialReason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no such socket"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "nothing is listening (a stale socket)"
+	case errors.Is(err, os.ErrPermission):
+		return "permission denied"
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
 }

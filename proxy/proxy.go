@@ -17,7 +17,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/llm-agent/llm-agent/oauth"
@@ -321,7 +320,7 @@ func classify(err error, socket string, timeout time.Duration) (int, string) {
 	var te *protocol.TransportError
 	switch {
 	case errors.As(err, &ue):
-		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected: cannot reach the agent at %s: %s", socket, dialReason(ue.err))
+		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected: cannot reach the agent at %s: %s", socket, protocol.DialReason(ue.err))
 	case errors.Is(err, errTimeout), errors.Is(err, os.ErrDeadlineExceeded):
 		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected, or the agent did not answer within %v", timeout)
 	case errors.As(err, &f) && f.Code == protocol.CodeLocked:
@@ -332,22 +331,6 @@ func classify(err error, socket string, timeout time.Duration) (int, string) {
 		return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: the agent hung up (" + oneLine(te.Error()) + ")"
 	}
 	return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: " + oneLine(err.Error())
-}
-
-func dialReason(err error) string {
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return "no such socket"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "nothing is listening (a stale socket)"
-	case errors.Is(err, os.ErrPermission):
-		return "permission denied"
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err.Error()
-	}
-	return err.Error()
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
