@@ -122,9 +122,19 @@ func (p *policy) ownerSession(id uint32) bool {
 // for an ancestor. A process reparented to init (nohup after logout) no
 // longer descends; that is what the audit session id is for.
 func (p *policy) descends(proc peercred.Process) bool {
+	return Descends(proc, p.self.leader, p.self.leaderAt)
+}
+
+// Descends reports whether proc is the process (pid, start) or descends
+// from it, checking each step's start time so that a reused pid cannot
+// stand in for an ancestor.
+func Descends(proc peercred.Process, pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
 	cur := proc
 	for i := 0; i < maxDepth; i++ {
-		if cur.PID == p.self.leader && cur.StartTime == p.self.leaderAt {
+		if cur.PID == pid && cur.StartTime == start {
 			return true
 		}
 		if cur.PPID <= 1 {
@@ -139,3 +149,29 @@ func (p *policy) descends(proc peercred.Process) bool {
 	}
 	return false
 }
+
+// LoginPolicy is the guard's per-process check for a process that serves
+// only its own login (llm-agent-client proxy): same uid, verified, and in
+// the caller's audit login session or, when the kernel keeps no audit
+// session id, descended from the caller's session leader. It knows no
+// other login of the owner's and allows no executable by name.
+type LoginPolicy struct{ p *policy }
+
+// NewLoginPolicy reads the calling process's login.
+func NewLoginPolicy() (*LoginPolicy, error) {
+	me, err := readSelf(0)
+	if err != nil {
+		return nil, err
+	}
+	return &LoginPolicy{&policy{self: me, allowExe: map[string]bool{}, owners: map[uint32]bool{}}}, nil
+}
+
+// Allow returns nil when proc, connected with connUID, may use the
+// caller's service, else why not.
+func (l *LoginPolicy) Allow(proc peercred.Process, connUID uint32) error {
+	return l.p.allow(proc, connUID)
+}
+
+// Audited reports whether the kernel keeps an audit session id for the
+// caller's login (else the rule is descent from its session leader).
+func (l *LoginPolicy) Audited() bool { return l.p.self.sessionID != auditUnset }

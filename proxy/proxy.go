@@ -17,6 +17,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llm-agent/llm-agent/oauth"
@@ -40,6 +41,14 @@ type Config struct {
 	// Transport sends the upstream requests; nil means one that never
 	// changes the compression the tool asked for.
 	Transport http.RoundTripper
+	// Peer, when set, judges the process behind each TCP connection the
+	// proxy accepts (once per connection, before its first request is
+	// served); an error refuses every request on it with a 403 and is
+	// logged. NewPeerCheck's Check is the one llm-agent-client uses.
+	Peer func(local, remote net.Addr) error
+	// Refused gets one line per refused connection, naming the process
+	// and why, whether or not Log is set. Nil means Log.
+	Refused *log.Logger
 	// Log gets one line per request (provider, method, path, status,
 	// time) and each failure; never a credential, a key or a query
 	// string. Nil is quiet.
@@ -109,6 +118,9 @@ func New(cfg Config) (*Proxy, error) {
 		Handler:           p,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, &peerVerdict{conn: c})
+		},
 	}
 	return p, nil
 }
@@ -227,6 +239,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.cfg.Log.Printf("%s %s %s: %d (%v)", name, r.Method, logPath(rest), lw.status(), time.Since(start).Round(time.Millisecond))
 		}()
 	}
+	if err := p.checkPeer(r.Context()); err != nil {
+		shape := OpenAIErrors
+		if rt != nil {
+			shape = rt.prov.Errors
+		}
+		writeError(w, shape, http.StatusForbidden, "llm-agent proxy: refused: this process is not one of the proxy owner's (see the proxy's log)")
+		return
+	}
 	if rt == nil {
 		writeError(w, OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
 		return
@@ -254,6 +274,43 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, inj)))
+}
+
+type peerKey struct{}
+
+// peerVerdict is the peer check of one connection, made once.
+type peerVerdict struct {
+	conn net.Conn
+	once sync.Once
+	err  error
+}
+
+// checkPeer judges the connection's process on its first request; the
+// verdict holds for the connection's life (keep-alive requests reuse it).
+func (p *Proxy) checkPeer(ctx context.Context) error {
+	if p.cfg.Peer == nil {
+		return nil
+	}
+	v, _ := ctx.Value(peerKey{}).(*peerVerdict)
+	if v == nil {
+		return errors.New("no connection to check") // served outside Serve: fail closed
+	}
+	v.once.Do(func() {
+		v.err = p.cfg.Peer(v.conn.LocalAddr(), v.conn.RemoteAddr())
+		if v.err != nil {
+			if l := p.refusedLog(); l != nil {
+				l.Printf("refused: %s", oneLine(v.err.Error()))
+			}
+		}
+	})
+	return v.err
+}
+
+func (p *Proxy) refusedLog() *log.Logger {
+	if p.cfg.Refused != nil {
+		return p.cfg.Refused
+	}
+	return p.cfg.Log
 }
 
 // splitRoute splits /provider/rest into provider and the escaped /rest.
