@@ -63,6 +63,13 @@ func runProxy(e *env, args []string) error {
 	for n := range upstreams {
 		names = append(names, n)
 	}
+	// Every TCP connection's process is checked against the proxy's login
+	// (Linux): the dummy key alone does not open the proxy to a co-tenant
+	// of the account who read it from the tool's environment.
+	pc, err := proxy.NewPeerCheck()
+	if err != nil {
+		return err
+	}
 	// No core dumps, no ptrace by the same uid: credentials pass through
 	// this process. (The command started below is dumpable again after
 	// its execve; it never holds a credential.)
@@ -81,8 +88,12 @@ func runProxy(e *env, args []string) error {
 			return requesterFor(os.Getpid())
 		},
 	}
+	if pc != nil {
+		cfg.Peer = pc.Check
+	}
+	cfg.Refused = log.New(e.stderr, "llm-agent-client: proxy: ", log.LstdFlags)
 	if *debug {
-		cfg.Log = log.New(e.stderr, "llm-agent-client: proxy: ", log.LstdFlags)
+		cfg.Log = cfg.Refused
 	}
 	p, err := proxy.New(cfg)
 	if err != nil {
@@ -107,7 +118,8 @@ func runProxy(e *env, args []string) error {
 
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Args = argv
-	cmd.Env = withVars(os.Environ(), proxy.ScrubVars(), vars)
+	environ := os.Environ()
+	cmd.Env = withVars(environ, append(proxy.ScrubVars(), agentRoutes(e, environ, socket)...), vars)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
@@ -174,6 +186,63 @@ func proxyAgent(e *env) (string, []string, error) {
 		names = append(names, x.Provider)
 	}
 	return socket, names, nil
+}
+
+// agentRoutes lists the variables of environ that lead the tool of proxy
+// -- CMD to the agent, beyond proxy.ScrubVars: the guard's and agent's
+// pids, SSH_AUTH_SOCK when it is an llm-agent (the forwarded agent, or the
+// guard that stands for it) or cannot be told apart from one, and any
+// variable that names the proxy's own agent socket. A plain ssh-agent's
+// SSH_AUTH_SOCK stays, so that git over ssh in the tool works.
+func agentRoutes(e *env, environ []string, socket string) []string {
+	drop := []string{"LLM_GUARD_PID", "LLM_AGENT_PID", "LLM_AGENT_PROXY_PID"}
+	routes := []string{socket}
+	if s := e.getenv("LLM_AUTH_SOCK"); s != "" {
+		routes = append(routes, s)
+	}
+	if s := e.getenv("SSH_AUTH_SOCK"); s != "" && (sameSocket(s, routes) || !plainSSHAgent(s)) {
+		drop = append(drop, "SSH_AUTH_SOCK")
+	}
+	for _, kv := range environ {
+		if k, v, _ := strings.Cut(kv, "="); strings.HasPrefix(v, "/") && sameSocket(v, routes) {
+			drop = append(drop, k)
+		}
+	}
+	return drop
+}
+
+// sameSocket reports whether path is, or is another name for, one of
+// routes.
+func sameSocket(path string, routes []string) bool {
+	fi, err := os.Stat(path)
+	for _, r := range routes {
+		if path == r {
+			return true
+		}
+		if err != nil {
+			continue
+		}
+		if ri, err := os.Stat(r); err == nil && os.SameFile(fi, ri) {
+			return true
+		}
+	}
+	return false
+}
+
+// plainSSHAgent reports whether the agent at path answers the llm-agent
+// status extension with a plain SSH_AGENT_FAILURE, as an ssh-agent that
+// knows no LLM extension does. Anything else (an llm-agent, a guard, no
+// answer) is not known to be plain.
+func plainSSHAgent(path string) bool {
+	c, err := dial(path, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	reply, err := c.Call(protocol.SimpleExtension(protocol.ExtStatus))
+	defer protocol.Wipe(reply)
+	// An llm-agent's extension failure carries a code and a message.
+	return err == nil && len(reply) == 1 && (reply[0] == protocol.MsgFailure || reply[0] == protocol.MsgExtensionFailure)
 }
 
 // checkLoopback refuses to listen beyond this machine: requests carry the
