@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -108,6 +110,16 @@ func (pc *PeerCheck) holder(inode uint64) (peercred.Process, error) {
 // may not look into (another uid, non-dumpable) are skipped: a peer among
 // them is not found, and refused.
 func (pc *PeerCheck) scan(target string) (int, string, error) {
+	buf := make([]byte, 64)
+	// The proxy's own descendants first (the command of proxy -- CMD and
+	// its children): the owner's requests are answered without a look at
+	// every process of the uid.
+	kids := pc.descendants()
+	for _, pid := range kids {
+		if fd, ok := holds(pc.procDir+"/"+strconv.Itoa(pid)+"/fd", target, buf); ok {
+			return pid, fd, nil
+		}
+	}
 	d, err := os.Open(pc.procDir)
 	if err != nil {
 		return 0, "", fmt.Errorf("reading %s: %w", pc.procDir, err)
@@ -117,10 +129,9 @@ func (pc *PeerCheck) scan(target string) (int, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("reading %s: %w", pc.procDir, err)
 	}
-	buf := make([]byte, 64)
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
-		if err != nil || pid <= 0 {
+		if err != nil || pid <= 0 || slices.Contains(kids, pid) {
 			continue
 		}
 		var st unix.Stat_t
@@ -132,6 +143,39 @@ func (pc *PeerCheck) scan(target string) (int, string, error) {
 		}
 	}
 	return 0, "", errors.New("no process of the proxy's uid that can be looked into holds its socket (gone, another uid, another namespace, or not dumpable)")
+}
+
+// maxKids bounds the walk of the proxy's descendants; the full scan
+// finds the rest.
+const maxKids = 256
+
+// descendants lists the proxy's descendants, breadth first, from the
+// children files of each thread (/proc/PID/task/TID/children; a kernel
+// without them yields none, and the full scan does the work).
+func (pc *PeerCheck) descendants() []int {
+	var out []int
+	queue := []int{pc.pid}
+	for len(queue) > 0 && len(out) < maxKids {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, err := os.ReadDir(pc.procDir + "/" + strconv.Itoa(p) + "/task")
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(pc.procDir + "/" + strconv.Itoa(p) + "/task/" + t.Name() + "/children")
+			if err != nil {
+				continue
+			}
+			for _, f := range strings.Fields(string(b)) {
+				if c, err := strconv.Atoi(f); err == nil && c > 0 && !slices.Contains(out, c) {
+					out = append(out, c)
+					queue = append(queue, c)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // holds reports which descriptor in the fd directory dir links to target.
