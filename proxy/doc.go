@@ -9,7 +9,13 @@
 // /github-copilot/ for https://api.githubcopilot.com, and so on (each
 // upstream can be overridden, and an override for a name without a row
 // adds an OpenAI-compatible route). A tool is given the route as its base
-// URL and a random dummy key made at start. For each request the proxy
+// URL and a random dummy key made at start. With Config.Peer set (on
+// Linux, NewPeerCheck's Check, which llm-agent-client always sets) each
+// TCP connection's process is judged once, before its first request: the
+// proxy's own descendant, or a process of its uid in its audit login
+// session (or, without audit session ids, descended from its login), else
+// 403 for every request on the connection and one line in the refusal
+// log. For each request the proxy
 //
 //   - refuses it (401, in the provider's error shape) unless it carries the
 //     dummy key in Authorization: Bearer, x-api-key or x-goog-api-key,

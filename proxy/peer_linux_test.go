@@ -146,3 +146,29 @@ func TestPeerRefused(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// TestPeerCheckIPv6: a proxy on ::1 identifies its peers too.
+func TestPeerCheckIPv6(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("SKIPPED: no IPv6 loopback: %v", err)
+	}
+	defer l.Close()
+	pc, err := proxy.NewPeerCheck()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	a, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := pc.Check(a.LocalAddr(), a.RemoteAddr()); err != nil {
+		t.Errorf("this process over ::1: %v", err)
+	}
+}
