@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/llm-agent/llm-agent/authfile"
+	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 	"github.com/llm-agent/llm-agent/proxy"
 )
@@ -18,7 +19,8 @@ import (
 // a server, keeping the reason: exit 2, one line.
 func ownerNotConnected(err error) error {
 	var na *noAgentError
-	if errors.As(err, &na) {
+	var owe *peercred.OwnerError
+	if errors.As(err, &na) && !errors.As(err, &owe) {
 		return &noAgentError{fmt.Errorf("the owner is not connected: %v", na.err)}
 	}
 	return err
