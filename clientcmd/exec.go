@@ -149,8 +149,8 @@ func varsFor(cred *protocol.Credential) ([]proxy.Var, error) {
 	switch cred.Kind {
 	case protocol.KindWellKnown:
 		name := string(cred.Value(protocol.FieldKey))
-		if !proxy.ValidVar(name) {
-			return nil, fmt.Errorf("%s: the wellknown credential's key %q is no variable name", cred.Provider, name)
+		if err := checkCredentialVar(name); err != nil {
+			return nil, fmt.Errorf("%s: %w", cred.Provider, err)
 		}
 		return []proxy.Var{{Name: name, Value: string(cred.Value(protocol.FieldToken))}}, nil
 	case protocol.KindOAuth:
