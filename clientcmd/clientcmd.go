@@ -187,9 +187,17 @@ func connect(e *env) (*protocol.Client, error) {
 		if errors.As(err, &te) {
 			return nil, &noAgentError{fmt.Errorf("the agent at SSH_AUTH_SOCK=%s did not answer: %w", path, err)}
 		}
-		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", path)}
+		return nil, &noAgentError{&plainAgentError{path}}
 	}
 	return c, nil
+}
+
+// plainAgentError: SSH_AUTH_SOCK is an SSH agent that does not speak the
+// llm-agent extensions.
+type plainAgentError struct{ path string }
+
+func (e *plainAgentError) Error() string {
+	return fmt.Sprintf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", e.path)
 }
 
 // dial connects within timeout (at most 5 s, as protocol.Dial), refuses a
