@@ -226,6 +226,11 @@ func openGuardLog(path, dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("guard directory: %w", err)
 	}
+	// Refuse a base we would not serve from before writing the log there
+	// (through a symlink, or into someone else's directory).
+	if err := guard.CheckBase(dir); err != nil {
+		return nil, err
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("guard log: %w", err)

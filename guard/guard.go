@@ -621,6 +621,10 @@ func squatter(path string, owner ssh.PublicKey) string {
 	return ""
 }
 
+// CheckBase refuses a base directory of stable sockets that is a symlink,
+// not ours, or writable by group or others, as Start does.
+func CheckBase(dir string) error { return privateDir(dir, 0o022) }
+
 // privateDir refuses a guard directory that is a symlink, not ours, or
 // open to group or others beyond mask's bits (at least write: whoever can
 // write there can plant the stable socket).
