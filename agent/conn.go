@@ -147,6 +147,7 @@ func (c *conn) keyFrame(body []byte) error {
 		}
 		if err := c.upstream.dial(); err != nil {
 			c.a.cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+			c.audit(c.event("upstream", "", "error", err.Error()))
 			return c.send(protocol.FailureFrame())
 		}
 		backend = c.upstream

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	sshagent "golang.org/x/crypto/ssh/agent"
 
+	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -155,7 +157,12 @@ func (u *upstreamKeys) dial() error {
 	if u.ExtendedAgent != nil {
 		return nil
 	}
-	c, err := net.DialTimeout("unix", u.path, 5*time.Second)
+	// The upstream path comes from the command line (often $SSH_AUTH_SOCK):
+	// refuse one that another user serves, before any key request goes
+	// there or a signature comes back from it.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	c, err := peercred.DialOwned(ctx, u.path)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("upstream agent: %w", err)
 	}

@@ -98,6 +98,12 @@ func runAdd(e *env, args []string) error {
 	if *asJSON && *wellknown != "" {
 		return errors.New("--json and --wellknown are mutually exclusive")
 	}
+	if *wellknown != "" {
+		// exec would refuse it on the server; say so now.
+		if err := checkCredentialVar(*wellknown); err != nil {
+			return fmt.Errorf("--wellknown: %w", err)
+		}
+	}
 	cons, err := cf.constraints()
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -161,6 +161,9 @@ func connect(e *env) (*protocol.Client, error) {
 	}
 	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
 		c, err := dial(path, timeout)
+		if errors.As(err, new(*noAgentError)) {
+			return nil, err
+		}
 		if err != nil {
 			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, protocol.DialReason(err))}
 		}
@@ -171,6 +174,9 @@ func connect(e *env) (*protocol.Client, error) {
 		return nil, &noAgentError{errors.New("no agent: LLM_AUTH_SOCK is not set (start one with: eval \"$(llm-agent)\", or connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
 	}
 	c, err := dial(path, timeout)
+	if errors.As(err, new(*noAgentError)) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, protocol.DialReason(err))}
 	}
@@ -181,19 +187,32 @@ func connect(e *env) (*protocol.Client, error) {
 		if errors.As(err, &te) {
 			return nil, &noAgentError{fmt.Errorf("the agent at SSH_AUTH_SOCK=%s did not answer: %w", path, err)}
 		}
-		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", path)}
+		return nil, &noAgentError{&plainAgentError{path}}
 	}
 	return c, nil
 }
 
-// dial connects within timeout (at most 5 s, as protocol.Dial) and gives
-// the client timeout as its bound for each exchange.
+// plainAgentError: SSH_AUTH_SOCK is an SSH agent that does not speak the
+// llm-agent extensions.
+type plainAgentError struct{ path string }
+
+func (e *plainAgentError) Error() string {
+	return fmt.Sprintf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", e.path)
+}
+
+// dial connects within timeout (at most 5 s, as protocol.Dial), refuses a
+// socket served by another user (protocol.DialOwned), and gives the client
+// timeout as its bound for each exchange. A refused socket is a
+// noAgentError whose text is the one line that names its owner.
 func dial(path string, timeout time.Duration) (*protocol.Client, error) {
-	nc, err := net.DialTimeout("unix", path, min(timeout, 5*time.Second))
+	c, err := protocol.DialOwned(path, timeout)
 	if err != nil {
+		var owe *peercred.OwnerError
+		if errors.As(err, &owe) {
+			return nil, &noAgentError{owe}
+		}
 		return nil, err
 	}
-	c := protocol.NewClient(nc)
 	c.Timeout = timeout
 	return c, nil
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/llm-agent/llm-agent/authfile"
+	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 	"github.com/llm-agent/llm-agent/proxy"
 )
@@ -18,7 +19,8 @@ import (
 // a server, keeping the reason: exit 2, one line.
 func ownerNotConnected(err error) error {
 	var na *noAgentError
-	if errors.As(err, &na) {
+	var owe *peercred.OwnerError
+	if errors.As(err, &na) && !errors.As(err, &owe) {
 		return &noAgentError{fmt.Errorf("the owner is not connected: %v", na.err)}
 	}
 	return err
@@ -147,8 +149,8 @@ func varsFor(cred *protocol.Credential) ([]proxy.Var, error) {
 	switch cred.Kind {
 	case protocol.KindWellKnown:
 		name := string(cred.Value(protocol.FieldKey))
-		if !proxy.ValidVar(name) {
-			return nil, fmt.Errorf("%s: the wellknown credential's key %q is no variable name", cred.Provider, name)
+		if err := checkCredentialVar(name); err != nil {
+			return nil, fmt.Errorf("%s: %w", cred.Provider, err)
 		}
 		return []proxy.Var{{Name: name, Value: string(cred.Value(protocol.FieldToken))}}, nil
 	case protocol.KindOAuth:

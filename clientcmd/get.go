@@ -84,6 +84,13 @@ func render(c *protocol.Credential, format string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The line goes into curl -H and the like: a secret with a
+		// control character (CR, LF) would add header lines of its own.
+		for _, b := range v {
+			if b < 0x20 || b == 0x7f {
+				return nil, fmt.Errorf("the %s credential for %s holds a control character; refusing to print it as a header line", c.Kind, c.Provider)
+			}
+		}
 		name := "Authorization: Bearer "
 		if c.Kind == protocol.KindAPI && strings.HasPrefix(c.Provider, "anthropic") {
 			name = "x-api-key: "

@@ -15,7 +15,7 @@ import (
 	"github.com/llm-agent/llm-agent/guard"
 )
 
-func runGuard(e *env, args []string) error {
+func runGuard(e *env, args []string) (err error) {
 	fs := flagSet(e, "guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE] [--dir DIR] [--keep-forwarded-socket]")
 	csh := fs.BoolP("csh", "c", false, "print C-shell commands")
 	sh := fs.BoolP("sh", "s", false, "print Bourne shell commands")
@@ -59,10 +59,23 @@ func runGuard(e *env, args []string) error {
 	}
 
 	upstream, viaSSH, err := guardUpstream(e, *dir)
+	if errors.Is(err, errNothingToGuard) {
+		// A plain ssh-agent was forwarded: it holds no LLM credentials,
+		// and the profile snippet must leave it alone.
+		fmt.Fprintf(e.stderr, "llm-agent-client: guard: SSH_AUTH_SOCK is a plain ssh agent, not an llm-agent; nothing to guard\n")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	cfg.Upstream = upstream
+	// Fail closed: a guard that cannot start takes the forwarded socket
+	// out of reach, so that no login goes on with it unguarded.
+	defer func() {
+		if err != nil && !*keep {
+			os.Remove(upstream)
+		}
+	}()
 	cshStyle := *csh || (!*sh && strings.HasSuffix(e.getenv("SHELL"), "csh"))
 	if *fg {
 		logw, err := openGuardLog(*logFile, *dir)
@@ -70,15 +83,16 @@ func runGuard(e *env, args []string) error {
 			return err
 		}
 		cfg.Log = multi{logw, e.stderr}
-		g, err := guard.Start(cfg)
-		if err != nil {
+		var g *guard.Guard
+		if g, err = guard.Start(cfg); err != nil {
 			return err
 		}
 		printGuardEnv(e, cshStyle, g.Path, viaSSH, os.Getpid())
 		return g.Serve()
 	}
-	pid, path, err := spawnGuard(fs.Args(), args, upstream)
-	if err != nil {
+	var pid int
+	var path string
+	if pid, path, err = spawnGuard(fs.Args(), args, upstream); err != nil {
 		return err
 	}
 	printGuardEnv(e, cshStyle, path, viaSSH, pid)
@@ -99,12 +113,17 @@ func guardUpstream(e *env, dir string) (string, bool, error) {
 		return "", false, errors.New("this shell already uses a guard (LLM_AUTH_SOCK points into " + dir + ")")
 	}
 	c, err := connect(e)
+	if errors.As(err, new(*plainAgentError)) {
+		return "", false, errNothingToGuard
+	}
 	if err != nil {
 		return "", false, err
 	}
 	c.Close()
 	return path, viaSSH, nil
 }
+
+var errNothingToGuard = errors.New("nothing to guard")
 
 func printGuardEnv(e *env, csh bool, path string, viaSSH bool, pid int) {
 	vars := [][2]string{{"LLM_AUTH_SOCK", path}}
@@ -206,6 +225,11 @@ func guardChild(cfg guard.Config, logFile string) error {
 func openGuardLog(path, dir string) (*os.File, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("guard directory: %w", err)
+	}
+	// Refuse a base we would not serve from before writing the log there
+	// (through a symlink, or into someone else's directory).
+	if err := guard.CheckBase(dir); err != nil {
+		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {

@@ -76,6 +76,9 @@ type grdShell struct {
 	PID       int
 	SessionID string
 	SSHPID    int
+	// Profile holds what the login printed before its shell was ready
+	// (a ~/.bashrc's output).
+	Profile []string
 }
 
 // grdLoop is the remote side of a grdShell: each input line is a base64
@@ -97,6 +100,13 @@ func (r *grdRig) login(name, agentSock string) *grdShell {
 		args = []string{"-o", "ForwardAgent=" + agentSock}
 		env = []string{"SSH_AUTH_SOCK=" + r.live}
 	}
+	return r.loginWith(name, args, env)
+}
+
+// loginWith opens a shell on the shared account with extra ssh arguments
+// and laptop-side environment.
+func (r *grdRig) loginWith(name string, args, env []string) *grdShell {
+	r.t.Helper()
 	cmd := r.srv.SSH(r.user, args, remoteScript(grdLoop))
 	cmd.Env = append(cmd.Env, env...)
 	s := &grdShell{t: r.t, name: name, cmd: cmd, lines: make(chan string, 1024), done: make(chan struct{})}
@@ -132,20 +142,27 @@ func (r *grdRig) login(name, agentSock string) *grdShell {
 		s.cmd.Process.Kill()
 		<-s.done
 	})
-	select {
-	case l, ok := <-s.lines:
-		f := strings.Fields(l)
-		if !ok || len(f) < 2 || f[0] != "@@ready" {
-			r.t.Fatalf("%s: login failed: %q, stderr %q\n%s", name, l, s.Stderr(), r.srv.LogTail(20))
+	timeout := time.After(grdCmdTimeout)
+	for {
+		select {
+		case l, ok := <-s.lines:
+			f := strings.Fields(l)
+			if ok && (len(f) < 2 || f[0] != "@@ready") {
+				s.Profile = append(s.Profile, l) // printed by the shell's profile
+				continue
+			}
+			if !ok {
+				r.t.Fatalf("%s: login failed: %q, stderr %q\n%s", name, s.Profile, s.Stderr(), r.srv.LogTail(20))
+			}
+			s.PID, _ = strconv.Atoi(f[1])
+			if len(f) > 2 {
+				s.SessionID = f[2]
+			}
+			return s
+		case <-timeout:
+			r.t.Fatalf("%s: no shell within %v; stderr %q", name, grdCmdTimeout, s.Stderr())
 		}
-		s.PID, _ = strconv.Atoi(f[1])
-		if len(f) > 2 {
-			s.SessionID = f[2]
-		}
-	case <-time.After(grdCmdTimeout):
-		r.t.Fatalf("%s: no shell within %v; stderr %q", name, grdCmdTimeout, s.Stderr())
 	}
-	return s
 }
 
 type grdWriter struct{ s *grdShell }

@@ -2,6 +2,7 @@ package guard
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -13,9 +14,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -148,7 +152,9 @@ func Start(cfg Config) (*Guard, error) {
 		g.reserve = append(g.reserve, c)
 	}
 	// An idle connection whose end tells us the owner disconnected.
-	g.watch, err = net.DialTimeout("unix", cfg.Upstream, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	g.watch, err = peercred.DialOwned(ctx, cfg.Upstream)
+	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("connecting to the forwarded agent: %w", err))
 	}
@@ -166,8 +172,12 @@ func Start(cfg Config) (*Guard, error) {
 }
 
 func dialAgent(path string) (*protocol.Client, error) {
-	c, err := protocol.Dial(path)
+	c, err := protocol.DialOwned(path, 5*time.Second)
 	if err != nil {
+		var owe *peercred.OwnerError
+		if errors.As(err, &owe) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("connecting to the forwarded agent at %s: %w", path, err)
 	}
 	return c, nil
@@ -204,28 +214,28 @@ func proveOwner(c *protocol.Client) (ssh.PublicKey, error) {
 }
 
 // listen creates the owner's directory and socket and puts the socket at
-// the stable path, taking it over from an earlier guard of the same owner.
+// the stable path. The directory is keyed by the owner, so whatever is
+// there already is replaced: an earlier guard of the same owner (taken
+// over), or a squatter (a socket that proves another owner key, does not
+// answer, or is served by another user), which is logged.
 func (g *Guard) listen(owner ssh.PublicKey) error {
 	if err := os.MkdirAll(g.cfg.Dir, 0o700); err != nil {
 		return fmt.Errorf("guard directory: %w", err)
+	}
+	if err := privateDir(g.cfg.Dir, 0o022); err != nil {
+		return err
 	}
 	dir := OwnerDir(g.cfg.Dir, g.Owner)
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("guard directory: %w", err)
 	}
-	fi, err := os.Lstat(dir)
-	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 {
-		return fmt.Errorf("guard directory %s must be a directory of mode 0700", dir)
+	if err := privateDir(dir, 0o077); err != nil {
+		return err
 	}
 	g.Path = filepath.Join(dir, "agent.sock")
-	// A live guard at the path must prove the same owner before we replace
-	// it; a guard of another owner is never replaced.
-	if c, err := protocol.Dial(g.Path); err == nil {
-		c.Timeout = 5 * time.Second
-		key, err := proveOwner(c)
-		c.Close()
-		if err == nil && !bytes.Equal(key.Marshal(), owner.Marshal()) {
-			return fmt.Errorf("%s is served for another owner; not taking it over", g.Path)
+	if _, err := os.Lstat(g.Path); err == nil {
+		if why := squatter(g.Path, owner); why != "" {
+			fmt.Fprintf(g.cfg.Log, "guard: replacing a squatter at %s: %s\n", g.Path, why)
 		}
 	}
 	tmp := filepath.Join(dir, fmt.Sprintf(".agent.%d.sock", os.Getpid()))
@@ -426,13 +436,51 @@ func (g *Guard) takeReserve() *protocol.Client {
 	return c
 }
 
-// refuse logs a refusal here and in the laptop's audit log.
+// refuse logs a refusal here and in the laptop's audit log. The reason
+// holds paths the peer chose (its executable's), so it is escaped and cut
+// to a length the agent always accepts: a refusal the agent rejected would
+// leave no record on the laptop.
 func (g *Guard) refuse(why string) {
+	why = refusalText(why)
 	fmt.Fprintf(g.cfg.Log, "guard: refused: %s\n", why)
 	go g.withShared(func(c *protocol.Client) error {
 		_, err := c.Guard(&protocol.GuardRequest{Op: protocol.GuardRefused, Text: why})
 		return err
 	})
+}
+
+// maxRefusal bounds a refusal record, well within protocol.MaxTextLen
+// even after the cut marker.
+const maxRefusal = 1024
+
+// refusalText escapes control characters, invalid UTF-8 and backslashes as
+// \xNN (\\), so the text is one printable line, and cuts it to maxRefusal
+// bytes, saying so.
+func refusalText(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == utf8.RuneError || unicode.IsControl(r):
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	out := b.String()
+	if len(out) <= maxRefusal {
+		return out
+	}
+	cut := maxRefusal
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return out[:cut] + fmt.Sprintf(" ...[cut: %d bytes in all]", len(out))
 }
 
 const (
@@ -552,6 +600,53 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		}
 	}
 }
+
+// squatter says why the socket at path is not an earlier guard of owner,
+// or "" when it is one.
+func squatter(path string, owner ssh.PublicKey) string {
+	c, err := protocol.DialOwned(path, 5*time.Second)
+	if err != nil {
+		return protocol.DialReason(err)
+	}
+	defer c.Close()
+	c.Timeout = 5 * time.Second
+	key, err := proveOwner(c)
+	if err != nil {
+		return oneLine(err.Error())
+	}
+	if !bytes.Equal(key.Marshal(), owner.Marshal()) {
+		sum := sha256.Sum256(key.Marshal())
+		return "it proves another owner key, " + hex.EncodeToString(sum[:8])
+	}
+	return ""
+}
+
+// CheckBase refuses a base directory of stable sockets that is a symlink,
+// not ours, or writable by group or others, as Start does.
+func CheckBase(dir string) error { return privateDir(dir, 0o022) }
+
+// privateDir refuses a guard directory that is a symlink, not ours, or
+// open to group or others beyond mask's bits (at least write: whoever can
+// write there can plant the stable socket).
+func privateDir(dir string, mask uint32) error {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("guard directory: %w", err)
+	}
+	switch {
+	case st.Mode&syscall.S_IFMT == syscall.S_IFLNK:
+		return fmt.Errorf("guard directory %s is a symlink; refusing it (remove it, or use --dir)", dir)
+	case st.Mode&syscall.S_IFMT != syscall.S_IFDIR:
+		return fmt.Errorf("guard directory %s is not a directory; refusing it", dir)
+	case st.Uid != uint32(os.Getuid()):
+		return fmt.Errorf("guard directory %s belongs to uid %d, not to you (uid %d); refusing it", dir, st.Uid, os.Getuid())
+	case uint32(st.Mode)&mask != 0:
+		return fmt.Errorf("guard directory %s is open to group or others (mode %#o); refusing it (chmod 700 it)", dir, st.Mode&0o777)
+	}
+	return nil
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
 func isSessionBind(body []byte) bool {
 	name, _, err := protocol.ParseExtension(body)

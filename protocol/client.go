@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/llm-agent/llm-agent/peercred"
 )
 
 // DefaultTimeout bounds one request/reply exchange, so that a client never
@@ -22,7 +25,23 @@ type Client struct {
 	Timeout time.Duration // per exchange; DefaultTimeout when zero
 }
 
-// Dial connects to the agent socket at path.
+// DialOwned connects to the agent socket at path within timeout (at most
+// 5 s) and refuses, with a *peercred.OwnerError, a socket that is served
+// by another user than ours or root. Every production dial of an agent
+// socket goes through it.
+func DialOwned(path string, timeout time.Duration) (*Client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, 5*time.Second))
+	defer cancel()
+	conn, err := peercred.DialOwned(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn), nil
+}
+
+// Dial connects to the agent socket at path without checking who serves
+// it: for tests and benchmarks that start the agent themselves. Clients
+// of a socket named by the environment use DialOwned.
 func Dial(path string) (*Client, error) {
 	conn, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
@@ -195,6 +214,10 @@ func DialReason(err error) string {
 		return "nothing is listening (a stale socket)"
 	case errors.Is(err, os.ErrPermission):
 		return "permission denied"
+	}
+	var owe *peercred.OwnerError
+	if errors.As(err, &owe) {
+		return owe.Error()
 	}
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/oauth"
+	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -339,8 +340,7 @@ func logPath(rest string) string {
 func (p *Proxy) fetch(ctx context.Context, provider string) (*protocol.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", p.cfg.Socket)
+	conn, err := peercred.DialOwned(ctx, p.cfg.Socket) // refuses a socket another user serves
 	if err != nil {
 		if ctx.Err() == context.DeadlineExceeded {
 			return nil, errTimeout
