@@ -232,15 +232,26 @@ echo '{"dependencies":{"@opencode-ai/plugin":"*"}}' > "$HOME/.config/opencode/pa
 echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.config/opencode/package-lock.json"
 `)
 	b.WriteString(pluginSetup(t, up.URL))
-	fmt.Fprintf(&b, "setsid nohup %s serve --port %d </dev/null >\"$HOME/serve.log\" 2>&1 &\necho \"$!\"\n)", shq(bin), port)
+	fmt.Fprintf(&b, "setsid nohup %s serve --print-logs --log-level DEBUG --port %d </dev/null >\"$HOME/serve.log\" 2>&1 &\necho \"$!\"\n)", shq(bin), port)
 	out, rc := owner.Run(b.String())
 	pid, _ := strconv.Atoi(strings.TrimSpace(out))
 	if rc != 0 || pid <= 0 {
 		t.Fatalf("starting opencode serve: exit %d, %q, stderr %q", rc, out, owner.Stderr())
 	}
+	serveLog := filepath.Join(r.user.Home, "serve", "serve.log")
 	t.Cleanup(func() {
 		syscall.Kill(pid, syscall.SIGKILL)
 		grdWaitGone(pid, 5*time.Second)
+		if t.Failed() {
+			log, _ := os.ReadFile(serveLog)
+			if bytes.Contains(log, []byte(token)) {
+				log = []byte("(holds the credential; not shown)")
+			}
+			if len(log) > 6000 {
+				log = log[len(log)-6000:]
+			}
+			t.Logf("opencode serve's log (tail):\n%s\nsshd log:\n%s", log, r.srv.LogTail(10))
+		}
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	if took, ok := waitFor(60*time.Second, func() bool {
@@ -250,12 +261,26 @@ echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.
 		}
 		return err == nil
 	}); !ok {
-		log, _ := os.ReadFile(filepath.Join(r.user.Home, "serve", "serve.log"))
-		t.Fatalf("opencode serve does not listen on %s after 60 s; its log:\n%s", addr, log)
+		t.Fatalf("opencode serve does not listen on %s after 60 s", addr)
 	} else {
 		t.Logf("opencode serve (pid %d) listens on %s after %v", pid, addr, took.Round(time.Millisecond))
 	}
 	oc := &ocServer{t: t, base: "http://" + addr, hc: &http.Client{Timeout: toolsTimeout}}
+	// opencode 1.18.33 may never answer a request that comes in while it
+	// is still starting, though it listens: wait until one is answered.
+	probe := &http.Client{Timeout: 3 * time.Second}
+	if took, ok := waitFor(60*time.Second, func() bool {
+		resp, err := probe.Get(oc.base + "/session")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}); !ok {
+		t.Fatalf("opencode serve answers no GET /session within 60 s")
+	} else {
+		t.Logf("opencode serve answers after another %v", took.Round(time.Millisecond))
+	}
 	session := oc.newSession()
 
 	sawKey := func(since int) int {
@@ -325,11 +350,4 @@ echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.
 		t.Errorf("opencode serve (pid %d) was restarted or died", pid)
 	}
 	scanFiles(t, r.user, token)
-	if t.Failed() {
-		log, _ := os.ReadFile(filepath.Join(r.user.Home, "serve", "serve.log"))
-		if bytes.Contains(log, []byte(token)) {
-			log = []byte("(holds the credential; not shown)")
-		}
-		t.Logf("opencode serve's log:\n%.3000s\nsshd log:\n%s", log, r.srv.LogTail(10))
-	}
 }
