@@ -129,6 +129,41 @@ func TestPluginRun(t *testing.T) {
 			t.Errorf("the upstream got the key %d times after the disconnect", afterWithToken)
 		}
 	})
+	t.Run("claude-login", func(t *testing.T) {
+		// A Claude login (an OAuth credential) goes as a Bearer token with
+		// the OAuth beta flag, as the proxy sends it, and no x-api-key.
+		access := fwdToken(t, "sk-ant-oat-plugin")
+		file := filepath.Join(t.TempDir(), "auth.json")
+		login := fmt.Sprintf(`{"anthropic":{"type":"oauth","refresh":%q,"access":%q,"expires":%d}}`,
+			fwdToken(t, "rt-plugin"), access, time.Now().Add(time.Hour).UnixMilli())
+		if err := os.WriteFile(file, []byte(login), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if res := r.agent.Client(t, "", "import", "--provider", "anthropic", file); res.Code != 0 {
+			t.Fatalf("import the login on the laptop: %+v", res)
+		}
+		// The laptop's file; the scan below covers /tmp, which the
+		// laptop and the server share here.
+		os.Remove(file)
+		before := len(r.up.requests())
+		res, _ := toolsRun(t, r.cmd(r.srv, fwdPrimary, nil, r.prelude("plugin-oauth")+pluginSetup(t, r.up.URL)+run))
+		if res.Code != 0 || !strings.Contains(res.Stdout, r.up.Answer) {
+			t.Errorf("exit %d, answer printed: %v\nstdout: %s\nstderr: %s", res.Code, strings.Contains(res.Stdout, r.up.Answer), res.Stdout, res.Stderr)
+		}
+		n, bad := 0, 0
+		for _, q := range r.up.requests()[before:] {
+			if q.Auth == "Bearer "+access && q.APIKey == "" && strings.Contains(q.Beta, "oauth-2025-04-20") {
+				n++
+			} else {
+				bad++
+			}
+		}
+		t.Logf("the upstream got %d requests with the login as a Bearer token and the OAuth beta flag, %d otherwise", n, bad)
+		if n == 0 || bad > 0 {
+			t.Errorf("want every request to carry the login as Bearer with anthropic-beta oauth-2025-04-20 and no x-api-key")
+		}
+		scanFiles(t, r.user, access)
+	})
 	scanFiles(t, r.user, token)
 	if t.Failed() {
 		t.Logf("sshd log:\n%s", r.srv.LogTail(10))
