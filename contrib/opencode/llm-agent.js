@@ -164,17 +164,23 @@ function makeFetch(provider, next) {
   return async (input, init) => {
     const memo = recentFailure.get(provider)
     if (memo && Date.now() - memo.at < FAILURE_MEMO_MS) return errorResponse(shape, memo.status, memo.message)
-    const req = new Request(input, init)
+    // Take the request apart without building a Request, which would
+    // take over a streamed body.
+    const isReq = input instanceof Request
+    const url = isReq ? input.url : String(input)
+    const headers = new Headers(isReq ? input.headers : undefined)
+    new Headers(init?.headers).forEach((v, k) => headers.set(k, v))
+    const signal = init?.signal ?? (isReq ? input.signal : undefined)
+    const body = init?.body ?? (isReq ? input.body : undefined)
     let entry
     try {
-      entry = await getCredential(provider, init?.signal ?? req.signal)
-      const headers = new Headers(req.headers)
+      entry = await getCredential(provider, signal)
       setCredential(headers, provider, shape, entry)
       entry = null
       recentFailure.delete(provider)
-      // Rebuild the request with the credential; the body is passed on
-      // as it came (a stream stays a stream).
-      return await next(req.url, { ...init, method: req.method, headers, body: init?.body ?? req.body, signal: init?.signal ?? req.signal })
+      const out = { ...init, method: init?.method ?? (isReq ? input.method : undefined), headers, body, signal }
+      if (body instanceof ReadableStream) out.duplex = "half"
+      return await next(url, out)
     } catch (e) {
       entry = null
       if (!(e instanceof HelperError)) throw e
