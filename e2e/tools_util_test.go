@@ -75,6 +75,7 @@ type fakeRequest struct {
 	Path     string
 	APIKey   string // x-api-key
 	Auth     string // Authorization
+	Beta     string // anthropic-beta
 	Disconn  bool   // arrived after the owner's disconnect completed
 	ToolCall bool   // answered with a tool call
 }
@@ -169,7 +170,7 @@ func (f *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bytes.Contains(body, []byte(`"role":"tool"`))
 	// Recorded as it arrived, before the hook may disconnect the owner.
 	f.mu.Lock()
-	rec := fakeRequest{At: time.Now(), Path: r.URL.Path, APIKey: r.Header.Get("X-Api-Key"), Auth: r.Header.Get("Authorization"), Disconn: f.disconn}
+	rec := fakeRequest{At: time.Now(), Path: r.URL.Path, APIKey: r.Header.Get("X-Api-Key"), Auth: r.Header.Get("Authorization"), Beta: r.Header.Get("Anthropic-Beta"), Disconn: f.disconn}
 	rec.ToolCall = model && f.toolCall && !hasResult && len(req.Tools) > 0
 	f.reqs = append(f.reqs, rec)
 	var fn func()
