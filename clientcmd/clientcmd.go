@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -160,7 +161,7 @@ func connect(e *env) (*protocol.Client, error) {
 		return nil, err
 	}
 	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
-		c, err := dial(path, timeout)
+		c, err := dialAgent(path, timeout)
 		if err != nil {
 			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, protocol.DialReason(err))}
 		}
@@ -170,7 +171,7 @@ func connect(e *env) (*protocol.Client, error) {
 	if path == "" {
 		return nil, &noAgentError{errors.New("no agent: LLM_AUTH_SOCK is not set (start one with: eval \"$(llm-agent)\", or connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
 	}
-	c, err := dial(path, timeout)
+	c, err := dialAgent(path, timeout)
 	if err != nil {
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, protocol.DialReason(err))}
 	}
@@ -184,6 +185,55 @@ func connect(e *env) (*protocol.Client, error) {
 		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", path)}
 	}
 	return c, nil
+}
+
+// dialAgent connects to the agent's admin socket beside path when there
+// is one that belongs to the same agent (see dialAdmin), else to path,
+// which is use-only.
+func dialAgent(path string, timeout time.Duration) (*protocol.Client, error) {
+	if c := dialAdmin(path, timeout); c != nil {
+		return c, nil
+	}
+	return dial(path, timeout)
+}
+
+// dialAdmin returns a client on path+".admin" when it is a socket whose
+// listener is the same process (pid and uid, as the kernel recorded them
+// at listen time) as the one listening at path: then both are the same
+// llm-agent, on the owner's laptop. On a server, path is the forwarded
+// socket, whose listener is sshd or the guard, so a socket someone
+// planted at path+".admin" is ignored. Any doubt returns nil.
+func dialAdmin(path string, timeout time.Duration) *protocol.Client {
+	admin := path + ".admin"
+	if fi, err := os.Lstat(admin); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil
+	}
+	d := min(timeout, 5*time.Second)
+	ac, err := net.DialTimeout("unix", admin, d)
+	if err != nil {
+		return nil
+	}
+	uc, err := net.DialTimeout("unix", path, d)
+	if err != nil {
+		ac.Close()
+		return nil
+	}
+	defer uc.Close()
+	same := false
+	if ap, err := peercred.FromConn(ac.(*net.UnixConn)); err == nil {
+		if up, err := peercred.FromConn(uc.(*net.UnixConn)); err == nil {
+			same = ap.PID != 0 && ap.PID == up.PID && ap.UID == up.UID
+			up.Close()
+		}
+		ap.Close()
+	}
+	if !same {
+		ac.Close()
+		return nil
+	}
+	c := protocol.NewClient(ac)
+	c.Timeout = timeout
+	return c
 }
 
 // dial connects within timeout (at most 5 s, as protocol.Dial) and gives

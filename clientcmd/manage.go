@@ -174,6 +174,12 @@ func lockCmd(e *env, args []string, lock bool) error {
 		return err
 	}
 	defer c.Close()
+	// Say so before asking for a passphrase that the agent would refuse
+	// anyway (and that should not travel over a forwarded socket).
+	if st, err := c.Status(); err == nil && st.Forwarded {
+		return &protocol.Failure{Code: protocol.CodeNotPermitted, Message: fmt.Sprintf(
+			"%s is not permitted on LLM_AUTH_SOCK (use-only); %s the agent on the laptop, where llm-agent-client uses the admin socket beside it", name, name)}
+	}
 	pass, err := readPassphrase(e, lock)
 	if err != nil {
 		return err
