@@ -89,9 +89,9 @@ func TestForwardAgent(t *testing.T) {
 				{"add", "sk-from-the-server\n", `"$C" add evil`, fwdNotPermitted},
 				{"remove --all", "", `"$C" remove --all`, fwdNotPermitted},
 				{"remove anthropic", "", `"$C" remove anthropic`, fwdNotPermitted},
-				// Lock and unlock are plain SSH agent messages (the agent
-				// answers SSH_AGENT_FAILURE); the client asks status first
-				// and says why before reading a passphrase.
+				// Lock and unlock are plain SSH agent messages: the agent
+				// answers SSH_AGENT_FAILURE (and logs why); the client then
+				// asks status and says that LLM_AUTH_SOCK is use-only.
 				{"lock", "hunter2\n", `"$C" lock`, fwdNotPermitted},
 				{"unlock", "hunter2\n", `"$C" unlock`, fwdNotPermitted},
 			} {
