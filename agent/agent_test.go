@@ -452,8 +452,9 @@ func TestForwardedMayNotManage(t *testing.T) {
 		t.Errorf("forwarded query: %v", err)
 	}
 	audit := ta.audit.String()
-	if !strings.Contains(audit, `"decision":"deny","reason":"not permitted on a forwarded connection"`) {
-		t.Errorf("audit log has no denial for the forwarded management requests")
+	if !strings.Contains(audit, `"decision":"deny","reason":"add is not permitted on a forwarded connection"`) ||
+		!strings.Contains(audit, `"via_reason":"connection on the admin socket, but a session-bind says it is forwarded"`) {
+		t.Errorf("audit log has no denial for the forwarded management requests: %s", audit)
 	}
 }
 
@@ -490,15 +491,22 @@ func TestSessionBind(t *testing.T) {
 		if !bind(t, c, a.bindFrame(t, false)) {
 			t.Fatal("authentication bind refused")
 		}
+		if st, err := newClient(c).Status(); err != nil || st.Forwarded {
+			t.Fatalf("authentication-bound connection: %+v, %v", st, err)
+		}
+		// As OpenSSH's agent: failure, then the connection is closed.
 		if bind(t, c, b.bindFrame(t, true)) {
 			t.Fatal("a bind after an authentication bind was accepted")
+		}
+		expectClosed(t, c)
+		c = ta.raw(t)
+		if !bind(t, c, a.bindFrame(t, false)) {
+			t.Fatal("authentication bind refused")
 		}
 		if bind(t, c, a.bindFrame(t, false)) {
 			t.Fatal("a second authentication bind was accepted")
 		}
-		if st, err := newClient(c).Status(); err != nil || st.Forwarded {
-			t.Fatalf("authentication-bound connection: %+v, %v", st, err)
-		}
+		expectClosed(t, c)
 	})
 	t.Run("same session again", func(t *testing.T) {
 		c := ta.raw(t)

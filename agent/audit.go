@@ -54,14 +54,21 @@ type PeerInfo struct {
 
 // Event is one audit record.
 type Event struct {
-	Time      string    `json:"time"`
-	Op        string    `json:"op"`
-	Provider  string    `json:"provider,omitempty"`
-	Decision  string    `json:"decision"` // allow, deny, error
-	Reason    string    `json:"reason,omitempty"`
-	Peer      *PeerInfo `json:"peer,omitempty"`
-	Forwarded bool      `json:"forwarded,omitempty"`
-	Hops      []string  `json:"hops,omitempty"` // verified by session-bind
+	Time     string    `json:"time"`
+	Op       string    `json:"op"`
+	Provider string    `json:"provider,omitempty"`
+	Decision string    `json:"decision"` // allow, deny, error
+	Reason   string    `json:"reason,omitempty"`
+	Peer     *PeerInfo `json:"peer,omitempty"`
+	// Via is the socket the connection came in on: "use" (LLM_AUTH_SOCK,
+	// use-only) or "admin" (LLM_AUTH_SOCK.admin, management); ViaReason
+	// says why the connection was classed as it was.
+	Via       string `json:"via,omitempty"`
+	ViaReason string `json:"via_reason,omitempty"`
+	// Forwarded: the connection had use-only rights (the use socket, or a
+	// forwarding session-bind on the admin socket).
+	Forwarded bool     `json:"forwarded,omitempty"`
+	Hops      []string `json:"hops,omitempty"` // verified by session-bind
 	// Remote is what the remote client says about itself; the agent cannot
 	// verify it.
 	Remote *protocol.Requester `json:"remote_reported,omitempty"`

@@ -22,10 +22,22 @@ type hop struct {
 	forwarding bool
 }
 
+// errBindAfterAuth is a session-bind on a connection already bound for
+// authentication; the connection is closed after the failure reply.
+var errBindAfterAuth = errors.New("session-bind: connection already bound for authentication")
+
 // bind verifies a session-bind@openssh.com payload (the host's signature
 // over the session id) and records it on the connection, with OpenSSH's
-// rules: no more binds after one made for authentication, the same session
-// id may not come back with another key, at most maxBinds.
+// rules (ssh-agent.c, process_ext_session_bind): no more binds after one
+// made for authentication, the same session id may not come back with
+// another key, at most maxBinds. The caller marks the connection on any
+// error: from then on it gets no destination-constrained credential.
+//
+// What this cannot tell: a signed bind proves that the host's sshd signed
+// that session id once, not that this connection is that session. The
+// first forwarding bind is trusted to come from the laptop's ssh, as
+// OpenSSH's agent trusts it. Over ssh -R no bind comes from the laptop's
+// ssh, so the remote side chooses the first one (see PROTOCOL.md).
 func (c *conn) bind(payload []byte) error {
 	b, err := protocol.ParseSessionBind(payload)
 	if err != nil {
@@ -48,7 +60,7 @@ func (c *conn) bind(payload []byte) error {
 	// repeated session id must come with the same key.
 	for _, h := range c.hops {
 		if !h.forwarding {
-			return errors.New("session-bind: connection already bound for authentication")
+			return errBindAfterAuth
 		}
 		if bytes.Equal(h.sessionID, b.SessionID) {
 			if bytes.Equal(h.blob, b.HostKey) {
@@ -66,8 +78,11 @@ func (c *conn) bind(payload []byte) error {
 		sessionID:  bytes.Clone(b.SessionID),
 		forwarding: b.Forwarding,
 	})
-	if b.Forwarding {
+	if b.Forwarding && !c.forwarded {
+		// A forwarding bind on the admin socket: ssh forwarded it, so it
+		// gets use-only rights too.
 		c.forwarded = true
+		c.why = whyAdminBound
 	}
 	return nil
 }

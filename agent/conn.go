@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -24,11 +23,18 @@ type conn struct {
 	nc   *net.UnixConn
 	peer *PeerInfo
 
-	// forwarded is set when the connection comes from a remote side: a
-	// session-bind said so, or the peer is an ssh client relaying it.
+	// via is the socket the connection came in on (ViaUse, ViaAdmin).
+	via string
+	// forwarded means use-only rights: every connection on the use
+	// socket, and one on the admin socket once a session-bind says it is
+	// forwarded. why says which, for the audit log.
 	forwarded bool
+	why       string
 	hops      []hop
-	upstream  *upstreamKeys
+	// bindFailed is set once any session-bind on the connection failed
+	// (OpenSSH's session_bind_attempted): no -h credential is served then.
+	bindFailed bool
+	upstream   *upstreamKeys
 
 	busy    atomic.Bool
 	elem    *list.Element // in Agent.idle; guarded by Agent.mu
@@ -38,15 +44,44 @@ type conn struct {
 // pid is the peer's pid, for log lines written from other goroutines.
 func (c *conn) pid() int { return c.peerPID }
 
-// isSSHClient reports whether the peer is an OpenSSH client, which relays
-// forwarded agent connections from a remote host. The executable path is
-// the kernel's; where it is unknown (macOS) the task name stands in, and a
-// binary replaced by an upgrade reads "ssh (deleted)".
-func isSSHClient(exe, comm string) bool {
-	if exe != "" {
-		return filepath.Base(strings.TrimSuffix(exe, " (deleted)")) == "ssh"
+// The two sockets a connection can come in on.
+const (
+	ViaUse   = "use"
+	ViaAdmin = "admin"
+)
+
+// Why a connection was classed as it was, for the audit log.
+const (
+	whyUse          = "connection on LLM_AUTH_SOCK, which is use-only whatever relays it"
+	whyAdmin        = "connection on the admin socket"
+	whyAdminBound   = "connection on the admin socket, but a session-bind says it is forwarded"
+	useOnlyRefusal  = "%s is not permitted on LLM_AUTH_SOCK (use-only); manage the agent on the laptop, where llm-agent-client uses the admin socket beside it"
+	fwdAdminRefusal = "%s is not permitted on a forwarded connection"
+)
+
+func viaReason(via string) string {
+	if via == ViaAdmin {
+		return whyAdmin
 	}
-	return comm == "ssh"
+	return whyUse
+}
+
+// classify sets the connection's rights from the socket it came in on.
+// Nothing about the peer (its executable's name, its pid) changes them:
+// unknown means use-only.
+func (c *conn) classify(via string) {
+	c.via = via
+	c.why = viaReason(via)
+	c.forwarded = via != ViaAdmin
+}
+
+// refusal is the one-line answer to a management request on a use-only
+// connection.
+func (c *conn) refusal(op string) string {
+	if c.via == ViaAdmin {
+		return fmt.Sprintf(fwdAdminRefusal, op)
+	}
+	return fmt.Sprintf(useOnlyRefusal, op)
 }
 
 // serve reads frames until the peer goes away or misbehaves.
@@ -111,7 +146,8 @@ func (c *conn) fail(code uint32, msg string) error {
 
 // event fills in the connection's side of an audit event.
 func (c *conn) event(op, provider, decision, reason string) Event {
-	e := Event{Op: op, Provider: provider, Decision: decision, Reason: reason, Peer: c.peer, Forwarded: c.forwarded}
+	e := Event{Op: op, Provider: provider, Decision: decision, Reason: reason, Peer: c.peer,
+		Via: c.via, ViaReason: c.why, Forwarded: c.forwarded}
 	e.Hops = c.hopNames()
 	return e
 }
@@ -125,15 +161,16 @@ func (c *conn) handle(body []byte) error {
 		return c.extension(body)
 	case protocol.MsgLock, protocol.MsgUnlock:
 		return c.lockRequest(body)
-	case protocol.MsgAddIdentity, protocol.MsgAddIDConstrained, protocol.MsgRemoveIdentity,
-		protocol.MsgRemoveAllIdentities, protocol.MsgAddSmartcardKey, protocol.MsgRemoveSmartcardKey,
-		protocol.MsgAddSmartcardConstrained:
-		if c.forwarded {
-			c.audit(c.event(fmt.Sprintf("ssh-key-op-%d", body[0]), "", "deny", "not permitted on a forwarded connection"))
-			return c.send(protocol.FailureFrame())
-		}
+	case protocol.MsgRequestIdentities, protocol.MsgSignRequest:
 		return c.keyFrame(body)
 	default:
+		// Adding or removing SSH keys, smartcard operations and anything
+		// else the SSH-key side would serve: management only.
+		if c.forwarded {
+			op := fmt.Sprintf("ssh-key-op-%d", body[0])
+			c.audit(c.event(op, "", "deny", c.refusal(op)))
+			return c.send(protocol.FailureFrame())
+		}
 		return c.keyFrame(body)
 	}
 }
@@ -165,7 +202,7 @@ func (c *conn) lockRequest(body []byte) error {
 		op = "unlock"
 	}
 	if c.forwarded {
-		c.audit(c.event(op, "", "deny", "not permitted on a forwarded connection"))
+		c.audit(c.event(op, "", "deny", c.refusal(op)))
 		return c.send(protocol.FailureFrame())
 	}
 	pass, err := protocol.ParseLock(body[1:])
@@ -214,8 +251,9 @@ func (c *conn) extension(body []byte) error {
 				provider = r.Provider
 			}
 		}
-		c.audit(c.event(opName(name), provider, "deny", "not permitted on a forwarded connection"))
-		return c.fail(protocol.CodeNotPermitted, "not permitted on a forwarded connection")
+		msg := c.refusal(opName(name))
+		c.audit(c.event(opName(name), provider, "deny", msg))
+		return c.fail(protocol.CodeNotPermitted, msg)
 	}
 	switch name {
 	case protocol.ExtQuery, protocol.ExtStatus, protocol.ExtList, protocol.ExtRemoveAll:
@@ -228,8 +266,16 @@ func (c *conn) extension(body []byte) error {
 		return c.send(protocol.MarshalQueryReply(protocol.Extensions))
 	case protocol.ExtSessionBind:
 		if err := c.bind(payload); err != nil {
-			c.audit(c.event("session-bind", "", "deny", err.Error()))
-			return c.send(protocol.FailureFrame())
+			// From now on no -h credential is served on this connection.
+			c.bindFailed = true
+			c.audit(c.event("session-bind", "", "deny", err.Error()+"; no destination-constrained credential on this connection from now on"))
+			if werr := c.send(protocol.FailureFrame()); werr != nil {
+				return werr
+			}
+			if errors.Is(err, errBindAfterAuth) {
+				return err // hang up, as the issue asks
+			}
+			return nil
 		}
 		h := c.hops[len(c.hops)-1]
 		c.a.cfg.Debug.Printf("pid %d: session-bind to %s (%s), forwarding %v", c.peer.PID,
@@ -373,8 +419,10 @@ func (c *conn) get(payload []byte) error {
 	if cr == nil || !c.visible(cr) {
 		return deny(protocol.CodeNotFound, fmt.Sprintf("no credential for %q", req.Provider))
 	}
-	if len(cr.cons.Destinations) > 0 && !c.destinationOK(cr) {
-		return deny(protocol.CodeDestination, fmt.Sprintf("the %q credential is not allowed on this host path", req.Provider))
+	if len(cr.cons.Destinations) > 0 {
+		if ok, why := c.destinationOK(cr); !ok {
+			return deny(protocol.CodeDestination, fmt.Sprintf("the %q credential is not allowed on this host path: %s", req.Provider, why))
+		}
 	}
 	if cr.kind == protocol.KindOAuth {
 		if err := c.a.oauth.check(cr); err != nil {
@@ -448,20 +496,38 @@ func (c *conn) guard(payload []byte) error {
 	}
 }
 
-// destinationOK applies a credential's destination constraint. A local
-// connection (no session-bind, not relayed by ssh) may use it, as a local
-// ssh-add may use a destination-constrained key; a remote one must have
-// come along a permitted chain of verified hops.
-func (c *conn) destinationOK(cr *credential) bool {
-	if !c.forwarded && len(c.hops) == 0 {
-		return true
+// destinationOK applies a credential's destination constraint, with
+// OpenSSH's rules (ssh-agent.c, identity_permitted) for a use that is never
+// an authentication: every recorded hop must be a forwarding bind and the
+// chain must match hop by hop. A connection that no ssh bound matches no
+// chain, except an unbound one on the admin socket, which may use it as a
+// local ssh-add may use a destination-constrained key. After a failed
+// session-bind, nothing matches. A hop whose host key is @revoked in
+// known_hosts never matches.
+func (c *conn) destinationOK(cr *credential) (bool, string) {
+	if c.bindFailed {
+		return false, "a session-bind on this connection failed"
+	}
+	if len(c.hops) == 0 {
+		if !c.forwarded {
+			return true, ""
+		}
+		return false, "no ssh bound this connection to a host (session-bind); use ssh -o ForwardAgent, not -R"
+	}
+	for _, h := range c.hops {
+		if !h.forwarding {
+			return false, "the connection is bound for authentication, not forwarding"
+		}
+		if c.a.names.revoked(h.key) {
+			return false, fmt.Sprintf("host key %s is @revoked in known_hosts", ssh.FingerprintSHA256(h.key))
+		}
 	}
 	for _, ch := range cr.cons.Destinations {
 		if c.matches(ch) {
-			return true
+			return true, ""
 		}
 	}
-	return false
+	return false, "the verified host path matches none of the credential's -h chains"
 }
 
 // prompt is the confirm question shown to the owner.

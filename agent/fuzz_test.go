@@ -44,7 +44,7 @@ func (s *fuzzServer) start(tb testing.TB) {
 		RefreshTimeout: 100 * time.Millisecond,
 	})
 	s.done = make(chan error, 1)
-	go func(a *agent.Agent, done chan error) { done <- a.Serve(l) }(s.a, s.done)
+	go func(a *agent.Agent, done chan error) { done <- a.Serve(nil, l) }(s.a, s.done) // admin: inputs manage too
 }
 
 func (s *fuzzServer) stop(tb testing.TB) {

@@ -59,10 +59,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// testAgent is an agent serving on a real Unix socket in a temp dir.
+// testAgent is an agent serving on real Unix sockets in a temp dir: sock
+// is the admin socket (where the tests manage, as before the split) and
+// use the use-only one that llm-agent prints as LLM_AUTH_SOCK.
 type testAgent struct {
 	*agent.Agent
 	sock  string
+	use   string
 	audit *syncBuffer
 }
 
@@ -83,8 +86,12 @@ func startAgent(t testing.TB, cfg agent.Config) *testAgent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	ta := &testAgent{sock: filepath.Join(dir, "agent.sock"), audit: &syncBuffer{}}
+	ta := &testAgent{sock: filepath.Join(dir, "agent.sock.admin"), use: filepath.Join(dir, "agent.sock"), audit: &syncBuffer{}}
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: ta.sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: ta.use, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +103,7 @@ func startAgent(t testing.TB, cfg agent.Config) *testAgent {
 	}
 	ta.Agent = agent.New(cfg)
 	done := make(chan error, 1)
-	go func() { done <- ta.Serve(l) }()
+	go func() { done <- ta.Serve(ul, l) }()
 	t.Cleanup(func() {
 		ta.Close()
 		if err := <-done; err != nil {
@@ -106,10 +113,21 @@ func startAgent(t testing.TB, cfg agent.Config) *testAgent {
 	return ta
 }
 
-// raw opens a plain connection to the agent.
+// raw opens a plain connection to the agent's admin socket.
 func (ta *testAgent) raw(t testing.TB) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("unix", ta.sock, 5*time.Second)
+	return dialRaw(t, ta.sock)
+}
+
+// useRaw opens a plain connection to the use-only socket.
+func (ta *testAgent) useRaw(t testing.TB) net.Conn {
+	t.Helper()
+	return dialRaw(t, ta.use)
+}
+
+func dialRaw(t testing.TB, sock string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("unix", sock, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,11 @@ import (
 // the passphrase is kept, compared in constant time; each failed unlock
 // makes the next one wait longer, as ssh-agent does.
 type locker struct {
+	// attempt serialises unlock attempts: it is held across the delay,
+	// the Argon2 hash and the check, so that N connections get one guess
+	// per delay between them, and at most one Argon2 (19 MiB) runs at a
+	// time. mu alone guards the state and is never held while waiting.
+	attempt  sync.Mutex
 	mu       sync.Mutex
 	locked   bool
 	salt     [16]byte
@@ -30,6 +35,10 @@ const (
 func hashPassphrase(pass []byte, salt []byte) []byte {
 	return argon2.IDKey(pass, salt, 2, 19*1024, 1, 32)
 }
+
+// hashUnlock is the hash unlock uses; tests wrap it to count how many run
+// at once.
+var hashUnlock = hashPassphrase
 
 func (l *locker) isLocked() bool {
 	l.mu.Lock()
@@ -54,25 +63,26 @@ func (l *locker) lock(pass []byte) bool {
 	return true
 }
 
-// unlock unlocks when pass matches. The delay for earlier failures is
-// served before the check, outside the mutex, so a guessing client only
-// slows itself and other unlockers, never the rest of the agent.
+// unlock unlocks when pass matches. Attempts queue on l.attempt: each
+// serves the delay that earlier failures earned, then hashes and checks,
+// one at a time. Only unlockers wait; the rest of the agent reads the
+// state under l.mu, which is never held across the delay or the hash.
 func (l *locker) unlock(pass []byte) bool {
 	defer memsafe.Wipe(pass)
+	l.attempt.Lock()
+	defer l.attempt.Unlock()
 	l.mu.Lock()
 	if !l.locked {
 		l.mu.Unlock()
 		return false
 	}
-	delay := time.Duration(l.failures) * unlockDelayStep
+	delay := min(time.Duration(l.failures)*unlockDelayStep, maxUnlockDelay)
 	salt := l.salt
 	l.mu.Unlock()
-	if delay > maxUnlockDelay {
-		delay = maxUnlockDelay
-	}
 	time.Sleep(delay)
 
-	h := hashPassphrase(pass, salt[:])
+	h := hashUnlock(pass, salt[:])
+	defer memsafe.Wipe(h)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.locked || subtle.ConstantTimeCompare(h, l.hash) != 1 {

@@ -27,10 +27,25 @@ func newHostNames(files []string) *hostNames {
 	return &hostNames{files: files}
 }
 
-// name returns the known_hosts name of key, else its fingerprint.
+// name returns the known_hosts name of key, else its fingerprint. A key
+// that is @revoked is never named after a host.
 func (h *hostNames) name(key ssh.PublicKey) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.reloadLocked()
+	return hostkeys.Name(h.entries, key)
+}
+
+// revoked reports whether key is @revoked in the known_hosts files.
+func (h *hostNames) revoked(key ssh.PublicKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reloadLocked()
+	return hostkeys.Revoked(h.entries, key)
+}
+
+// reloadLocked rereads the files when one of them changed.
+func (h *hostNames) reloadLocked() {
 	stamp := make([]time.Time, len(h.files))
 	changed := h.stamp == nil
 	for i, f := range h.files {
@@ -45,5 +60,4 @@ func (h *hostNames) name(key ssh.PublicKey) string {
 		h.entries, _ = hostkeys.ReadFiles(h.files)
 		h.stamp = stamp
 	}
-	return hostkeys.Name(h.entries, key)
 }

@@ -78,13 +78,13 @@ type Agent struct {
 	sessions   sessions
 	names      *hostNames
 
-	mu       sync.Mutex
-	conns    map[*conn]struct{}
-	idle     *list.List // of *conn, least recently active first
-	closed   bool
-	listener net.Listener
-	wg       sync.WaitGroup
-	done     chan struct{}
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	idle      *list.List // of *conn, least recently active first
+	closed    bool
+	listeners []net.Listener
+	wg        sync.WaitGroup
+	done      chan struct{}
 }
 
 // New returns an Agent for cfg.
@@ -130,18 +130,66 @@ func New(cfg Config) *Agent {
 	return a
 }
 
-// Serve accepts connections on l until Close. It returns nil after Close.
-func (a *Agent) Serve(l *net.UnixListener) error {
+// Serve accepts connections until Close and returns nil after Close.
+// use is the socket printed as LLM_AUTH_SOCK: every connection on it is
+// use-only, whatever relays it (ssh under any name, socat, an IDE). admin
+// is the management socket beside it (LLM_AUTH_SOCK + ".admin"), which is
+// never forwarded: connections on it may manage the agent. Either may be
+// nil, not both.
+func (a *Agent) Serve(use, admin *net.UnixListener) error {
+	type side struct {
+		l   *net.UnixListener
+		via string
+	}
+	var sides []side
+	if use != nil {
+		sides = append(sides, side{use, ViaUse})
+	}
+	if admin != nil {
+		sides = append(sides, side{admin, ViaAdmin})
+	}
+	if len(sides) == 0 {
+		return errors.New("no listener to serve")
+	}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
 		return errors.New("agent closed")
 	}
-	a.listener = l
+	for _, s := range sides {
+		a.listeners = append(a.listeners, s.l)
+	}
 	a.mu.Unlock()
 
 	a.wg.Add(1)
 	go a.reap()
+	errs := make(chan error, len(sides))
+	for _, s := range sides {
+		go func() { errs <- a.acceptLoop(s.l, s.via) }()
+	}
+	var first error
+	for range sides {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			// One side failed for good: stop the other too, so that the
+			// caller sees the error and exits rather than half serving.
+			a.mu.Lock()
+			for _, l := range a.listeners {
+				l.Close()
+			}
+			a.mu.Unlock()
+		}
+	}
+	select {
+	case <-a.done:
+		return nil
+	default:
+		return first
+	}
+}
+
+// acceptLoop accepts connections on l, classed as via, until l is closed.
+func (a *Agent) acceptLoop(l *net.UnixListener, via string) error {
 	var delay time.Duration
 	for {
 		c, err := l.AcceptUnix()
@@ -159,10 +207,10 @@ func (a *Agent) Serve(l *net.UnixListener) error {
 				time.Sleep(delay)
 				continue
 			}
-			return fmt.Errorf("accept: %w", err)
+			return fmt.Errorf("accept on the %s socket: %w", via, err)
 		}
 		delay = 0
-		a.accept(c)
+		a.accept(c, via)
 	}
 }
 
@@ -176,7 +224,7 @@ func isTemporary(err error) bool {
 // the connection; describing the peer process (/proc reads) happens in the
 // connection's own goroutine so that a flood of connections does not slow
 // the accept loop.
-func (a *Agent) accept(nc *net.UnixConn) {
+func (a *Agent) accept(nc *net.UnixConn, via string) {
 	peer, err := peercred.FromConn(nc)
 	if err != nil {
 		a.cfg.Debug.Printf("peer credentials: %v", err)
@@ -188,11 +236,13 @@ func (a *Agent) accept(nc *net.UnixConn) {
 		peer.Close()
 		a.cfg.Audit.Log(Event{Op: "connect", Decision: "deny",
 			Reason: fmt.Sprintf("uid %d is not the agent's uid %d", peer.UID, a.uid),
-			Peer:   &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}})
+			Peer:   &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified},
+			Via:    via, ViaReason: viaReason(via)})
 		nc.Close()
 		return
 	}
 	c := &conn{a: a, nc: nc, peer: &PeerInfo{PID: peer.PID, UID: peer.UID}, peerPID: peer.PID}
+	c.classify(via)
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
@@ -212,12 +262,7 @@ func (a *Agent) accept(nc *net.UnixConn) {
 		proc, _ := peer.Describe()
 		peer.Close()
 		c.peer = &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}
-		// An ssh client on the other end relays a forwarded agent (ssh -R
-		// or ForwardAgent): treat it as remote even before any session-bind.
-		if isSSHClient(proc.Exe, proc.Comm) {
-			c.forwarded = true
-		}
-		a.cfg.Debug.Printf("connection from pid %d uid %d exe %s", c.peer.PID, c.peer.UID, c.peer.Exe)
+		a.cfg.Debug.Printf("connection from pid %d uid %d exe %s on the %s socket", c.peer.PID, c.peer.UID, c.peer.Exe, via)
 		c.serve()
 		a.mu.Lock()
 		a.dropLocked(c)
@@ -312,8 +357,8 @@ func (a *Agent) Close() {
 	}
 	a.closed = true
 	close(a.done)
-	if a.listener != nil {
-		a.listener.Close()
+	for _, l := range a.listeners {
+		l.Close()
 	}
 	for c := range a.conns {
 		c.nc.Close()

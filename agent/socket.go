@@ -47,6 +47,24 @@ func ListenTemp(tmpdir string, tag int) (*net.UnixListener, string, string, erro
 	return nil, "", "", errors.New("creating socket directory: too many collisions")
 }
 
+// AdminSuffix names the management socket beside LLM_AUTH_SOCK.
+const AdminSuffix = ".admin"
+
+// AdminPath is the management socket of the agent whose use socket
+// (LLM_AUTH_SOCK) is sock.
+func AdminPath(sock string) string { return sock + AdminSuffix }
+
+// ListenAdmin listens on the management socket beside sock, which
+// ListenTemp or ListenPath has just created (so its directory has passed
+// their checks). A stale socket there is replaced as ListenPath does.
+func ListenAdmin(sock string) (*net.UnixListener, error) {
+	path := AdminPath(sock)
+	if err := clearStale(path); err != nil {
+		return nil, err
+	}
+	return listenPrivate(path)
+}
+
 // ListenPath listens on a path the user chose (-a). The parent directory
 // must not be writable by group or others (else another user could swap
 // the socket); an existing socket is replaced only if nothing answers on it.
@@ -65,20 +83,31 @@ func ListenPath(path string) (*net.UnixListener, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() && st.Uid != 0 {
 		return nil, fmt.Errorf("socket directory %s belongs to uid %d, not to you", dir, st.Uid)
 	}
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket", path)
-		}
-		c, err := net.DialTimeout("unix", path, time.Second)
-		if err == nil {
-			c.Close()
-			return nil, fmt.Errorf("an agent is already listening on %s", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("removing stale socket: %w", err)
-		}
+	if err := clearStale(path); err != nil {
+		return nil, err
 	}
 	return listenPrivate(path)
+}
+
+// clearStale removes a socket at path that nothing answers on; anything
+// else there is an error.
+func clearStale(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("an agent is already listening on %s", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing stale socket: %w", err)
+	}
+	return nil
 }
 
 // listenPrivate binds under umask 0177 so the socket is 0600 from the

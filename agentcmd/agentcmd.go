@@ -190,7 +190,7 @@ func kill(o *options, stdout, stderr io.Writer) int {
 // starts the daemon and prints its environment, or runs a command.
 func start(o *options, stdout, stderr io.Writer) int {
 	var (
-		l         *net.UnixListener
+		l, admin  *net.UnixListener
 		sock, dir string
 		err       error
 		budget    *memsafe.Budget
@@ -216,6 +216,18 @@ func start(o *options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	l.SetUnlinkOnClose(false)
+	// The management socket beside LLM_AUTH_SOCK; LLM_AUTH_SOCK itself
+	// is use-only (and is what users forward).
+	if admin, err = agent.ListenAdmin(sock); err != nil {
+		l.Close()
+		os.Remove(sock)
+		if dir != "" {
+			os.Remove(dir)
+		}
+		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+		return 1
+	}
+	admin.SetUnlinkOnClose(false)
 	if o.auditLog != "" {
 		if o.auditLog, err = filepath.Abs(o.auditLog); err != nil {
 			fmt.Fprintf(stderr, "llm-agent: %v\n", err)
@@ -224,7 +236,9 @@ func start(o *options, stdout, stderr io.Writer) int {
 	}
 	cleanup := func() {
 		l.Close()
+		admin.Close()
 		os.Remove(sock)
+		os.Remove(agent.AdminPath(sock))
 		if dir != "" {
 			os.Remove(dir)
 		}
@@ -235,16 +249,17 @@ func start(o *options, stdout, stderr io.Writer) int {
 		if f, ok := stdout.(*os.File); ok {
 			f.Sync()
 		}
-		return serve(o, budget, l, sock, dir, nil, stderr)
+		return serve(o, budget, l, admin, sock, dir, nil, stderr)
 	}
 
-	pid, err := spawn(o, l, sock, dir)
+	pid, err := spawn(o, l, admin, sock, dir)
 	if err != nil {
 		cleanup()
 		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
 		return 1
 	}
-	l.Close() // the daemon holds its own copy
+	l.Close() // the daemon holds its own copies
+	admin.Close()
 	if len(o.command) == 0 {
 		printEnv(stdout, o.cshStyle(), sock, pid)
 		return 0
@@ -253,9 +268,10 @@ func start(o *options, stdout, stderr io.Writer) int {
 }
 
 // spawn re-executes this program as the daemon: a new session, cwd /,
-// stdio on /dev/null, the listening socket and audit log as fds 3 and 4,
-// and a pipe on fd 5 on which it reports that it is ready (or why not).
-func spawn(o *options, l *net.UnixListener, sock, dir string) (int, error) {
+// stdio on /dev/null, the listening use socket and audit log as fds 3 and
+// 4, a pipe on fd 5 on which it reports that it is ready (or why not), and
+// the listening admin socket as fd 6.
+func spawn(o *options, l, admin *net.UnixListener, sock, dir string) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("finding own executable: %w", err)
@@ -265,6 +281,11 @@ func spawn(o *options, l *net.UnixListener, sock, dir string) (int, error) {
 		return 0, fmt.Errorf("socket: %w", err)
 	}
 	defer lf.Close()
+	af, err := admin.File()
+	if err != nil {
+		return 0, fmt.Errorf("admin socket: %w", err)
+	}
+	defer af.Close()
 	audit, err := openAudit(o.auditLog)
 	if err != nil {
 		return 0, err
@@ -309,7 +330,7 @@ func spawn(o *options, l *net.UnixListener, sock, dir string) (int, error) {
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = "/"
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
-	cmd.ExtraFiles = []*os.File{lf, audit, pw}
+	cmd.ExtraFiles = []*os.File{lf, audit, pw, af}
 	cmd.SysProcAttr = daemonAttr(len(o.command) > 0)
 	err = cmd.Start()
 	pw.Close()
@@ -388,18 +409,27 @@ func runChild(o *options) int {
 	}
 	l := fl.(*net.UnixListener)
 	l.SetUnlinkOnClose(false)
+	af := os.NewFile(6, "admin listener")
+	fa, err := net.FileListener(af)
+	af.Close()
+	if err != nil {
+		fmt.Fprintf(ready, "llm-agent: inheriting admin socket: %v\n", err)
+		return 1
+	}
+	admin := fa.(*net.UnixListener)
+	admin.SetUnlinkOnClose(false)
 	audit := os.NewFile(4, "audit")
 	if o.auditLog == "" {
 		audit.Close()
 		audit = nil
 	}
-	return serve(o, budget, l, o.bind, o.cleanDir, ready, audit)
+	return serve(o, budget, l, admin, o.bind, o.cleanDir, ready, audit)
 }
 
-// serve runs the agent on l until a signal, and
+// serve runs the agent on l (use) and admin until a signal, and
 // cleans up. ready, when not nil, is told "ok" once serving. out is where
 // -d logs go, or (in the daemon) the audit file.
-func serve(o *options, budget *memsafe.Budget, l *net.UnixListener, sock, dir string, ready *os.File, out io.Writer) int {
+func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock, dir string, ready *os.File, out io.Writer) int {
 	fail := func(format string, a ...any) int {
 		msg := fmt.Sprintf("llm-agent: "+format, a...)
 		if ready != nil {
@@ -408,7 +438,9 @@ func serve(o *options, budget *memsafe.Budget, l *net.UnixListener, sock, dir st
 			fmt.Fprintln(os.Stderr, msg)
 		}
 		l.Close()
+		admin.Close()
 		os.Remove(sock)
+		os.Remove(agent.AdminPath(sock))
 		if dir != "" {
 			os.Remove(dir)
 		}
@@ -451,7 +483,7 @@ func serve(o *options, budget *memsafe.Budget, l *net.UnixListener, sock, dir st
 		signal.Ignore(syscall.SIGINT)
 	}
 	served := make(chan error, 1)
-	go func() { served <- a.Serve(l) }()
+	go func() { served <- a.Serve(l, admin) }()
 	if ready != nil {
 		fmt.Fprintln(ready, "ok")
 		ready.Close()
@@ -488,6 +520,7 @@ loop:
 	}
 	a.Close()
 	os.Remove(sock)
+	os.Remove(agent.AdminPath(sock))
 	if dir != "" {
 		os.Remove(dir)
 	}

@@ -43,7 +43,8 @@ func Build(root string) (Bins, error) {
 // Agent is an llm-agent started by a test, in the foreground (-D or -d),
 // with its output captured.
 type Agent struct {
-	Sock   string
+	Sock   string // LLM_AUTH_SOCK: use-only
+	Admin  string // the management socket beside it (Sock + ".admin")
 	PID    int
 	Audit  string // audit log path ("" if none)
 	Stderr string // path of the file holding its stderr
@@ -71,7 +72,7 @@ func Start(t testing.TB, bins Bins, o Options) *Agent {
 		dir = t.TempDir()
 		os.Chmod(dir, 0o700)
 	}
-	a := &Agent{Sock: filepath.Join(dir, "agent.sock"), Stderr: filepath.Join(dir, "agent.stderr"), client: bins.Client}
+	a := &Agent{Sock: filepath.Join(dir, "agent.sock"), Admin: filepath.Join(dir, "agent.sock.admin"), Stderr: filepath.Join(dir, "agent.stderr"), client: bins.Client}
 	mode := "-D"
 	if o.Debug {
 		mode = "-d"
@@ -174,6 +175,13 @@ func (a *Agent) Stop(t testing.TB) {
 // SSH_AUTH_SOCK) at the agent.
 func (a *Agent) Env(extra ...string) []string {
 	return append(CleanEnv(), append([]string{"LLM_AUTH_SOCK=" + a.Sock, "SSH_AUTH_SOCK=" + a.Sock}, extra...)...)
+}
+
+// AdminEnv is Env with SSH_AUTH_SOCK at the admin socket, for ssh-add
+// commands that manage the agent's keyring (add, remove); llm-agent-client
+// finds the admin socket by itself.
+func (a *Agent) AdminEnv(extra ...string) []string {
+	return append(CleanEnv(), append([]string{"LLM_AUTH_SOCK=" + a.Sock, "SSH_AUTH_SOCK=" + a.Admin}, extra...)...)
 }
 
 // CleanEnv is the test's environment without any agent variables.

@@ -142,7 +142,7 @@ func BenchmarkInProcessGet(b *testing.B) {
 		b.Fatal(err)
 	}
 	a := agent.New(agent.Config{Budget: memsafe.NewBudget(-1)})
-	go a.Serve(l)
+	go a.Serve(nil, l) // the admin socket: the benchmark adds a credential
 	defer a.Close()
 	c, err := protocol.Dial(sock)
 	if err != nil {

@@ -1,6 +1,7 @@
 package clientcmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -160,7 +161,7 @@ func connect(e *env) (*protocol.Client, error) {
 		return nil, err
 	}
 	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
-		c, err := dial(path, timeout)
+		c, err := dialAgent(path, timeout)
 		if errors.As(err, new(*noAgentError)) {
 			return nil, err
 		}
@@ -173,7 +174,7 @@ func connect(e *env) (*protocol.Client, error) {
 	if path == "" {
 		return nil, &noAgentError{errors.New("no agent: LLM_AUTH_SOCK is not set (start one with: eval \"$(llm-agent)\", or connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
 	}
-	c, err := dial(path, timeout)
+	c, err := dialAgent(path, timeout)
 	if errors.As(err, new(*noAgentError)) {
 		return nil, err
 	}
@@ -198,6 +199,58 @@ type plainAgentError struct{ path string }
 
 func (e *plainAgentError) Error() string {
 	return fmt.Sprintf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", e.path)
+}
+
+// dialAgent connects to the agent's admin socket beside path when there
+// is one that belongs to the same agent (see dialAdmin), else to path,
+// which is use-only.
+func dialAgent(path string, timeout time.Duration) (*protocol.Client, error) {
+	if c := dialAdmin(path, timeout); c != nil {
+		return c, nil
+	}
+	return dial(path, timeout)
+}
+
+// dialAdmin returns a client on path+".admin" when it is a socket whose
+// listener is the same process (pid and uid, as the kernel recorded them
+// at listen time) as the one listening at path: then both are the same
+// llm-agent, on the owner's laptop. On a server, path is the forwarded
+// socket, whose listener is sshd or the guard, so a socket someone
+// planted at path+".admin" is ignored. Any doubt returns nil.
+func dialAdmin(path string, timeout time.Duration) *protocol.Client {
+	admin := path + ".admin"
+	if fi, err := os.Lstat(admin); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return nil
+	}
+	d := min(timeout, 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	// Both owner-checked: a pair planted by another user proves nothing.
+	ac, err := peercred.DialOwned(ctx, admin)
+	if err != nil {
+		return nil
+	}
+	uc, err := peercred.DialOwned(ctx, path)
+	if err != nil {
+		ac.Close()
+		return nil
+	}
+	defer uc.Close()
+	same := false
+	if ap, err := peercred.FromConn(ac); err == nil {
+		if up, err := peercred.FromConn(uc); err == nil {
+			same = ap.PID != 0 && ap.PID == up.PID && ap.UID == up.UID
+			up.Close()
+		}
+		ap.Close()
+	}
+	if !same {
+		ac.Close()
+		return nil
+	}
+	c := protocol.NewClient(ac)
+	c.Timeout = timeout
+	return c
 }
 
 // dial connects within timeout (at most 5 s, as protocol.Dial), refuses a

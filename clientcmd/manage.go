@@ -185,6 +185,12 @@ func lockCmd(e *env, args []string, lock bool) error {
 		err = c.Unlock(pass)
 	}
 	if errors.Is(err, protocol.ErrLockFailed) {
+		// SSH_AGENT_FAILURE says no more; the agent logged why. On a
+		// use-only connection that is the reason, so say it.
+		if st, serr := c.Status(); serr == nil && st.Forwarded {
+			return &protocol.Failure{Code: protocol.CodeNotPermitted, Message: fmt.Sprintf(
+				"%s is not permitted on LLM_AUTH_SOCK (use-only); %s the agent on the laptop, where llm-agent-client uses the admin socket beside it", name, name)}
+		}
 		return fmt.Errorf("failed to %s agent", name)
 	}
 	if err != nil {

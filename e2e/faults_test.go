@@ -493,7 +493,7 @@ func TestFaultNeverReads(t *testing.T) {
 	for j := range protocol.MaxChains {
 		chains = append(chains, protocol.Chain{{Host: fmt.Sprintf("h%02d-%s", j, strings.Repeat("x", 4000)), Keys: [][]byte{key.Marshal()}}})
 	}
-	c, err := protocol.Dial(a.Sock)
+	c, err := protocol.Dial(a.Admin)
 	if err != nil {
 		t.Fatal(err)
 	}

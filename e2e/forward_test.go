@@ -22,7 +22,7 @@ import (
 // socket, a real sshd on 127.0.0.1 and llm-agent-client run on the server
 // as a freshly created user.
 
-const fwdNotPermitted = "not permitted on a forwarded connection"
+const fwdNotPermitted = "is not permitted on LLM_AUTH_SOCK (use-only)"
 
 // TestForwardAgent: over ForwardAgent the server can get, list and ask for
 // status, but every management request is refused and leaves the laptop's
@@ -47,7 +47,7 @@ func TestForwardAgent(t *testing.T) {
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "fwd-laptop-key", "-f", key).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v: %s", err, out)
 	}
-	if res := Run(t, a.Env(), "", "ssh-add", key); res.Code != 0 {
+	if res := Run(t, a.AdminEnv(), "", "ssh-add", key); res.Code != 0 {
 		t.Fatalf("ssh-add on the laptop: %+v", res)
 	}
 	before := a.Client(t, "", "list", "--json")
@@ -90,9 +90,10 @@ func TestForwardAgent(t *testing.T) {
 				{"remove --all", "", `"$C" remove --all`, fwdNotPermitted},
 				{"remove anthropic", "", `"$C" remove anthropic`, fwdNotPermitted},
 				// Lock and unlock are plain SSH agent messages: the agent
-				// answers SSH_AGENT_FAILURE, which says no more than that.
-				{"lock", "hunter2\n", `"$C" lock`, "failed to lock agent"},
-				{"unlock", "hunter2\n", `"$C" unlock`, "failed to unlock agent"},
+				// answers SSH_AGENT_FAILURE (and logs why); the client then
+				// asks status and says that LLM_AUTH_SOCK is use-only.
+				{"lock", "hunter2\n", `"$C" lock`, fwdNotPermitted},
+				{"unlock", "hunter2\n", `"$C" unlock`, fwdNotPermitted},
 			} {
 				res := r.ssh(srv, mode, tc.stdin, tc.script)
 				fwdRefused(t, tc.name+" on the server", res, tc.msg)

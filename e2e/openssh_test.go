@@ -186,7 +186,7 @@ func TestOpenSSHAddInterop(t *testing.T) {
 		t.Run("llm-agent", func(t *testing.T) {
 			t.Parallel()
 			a := StartAgent(t, AgentOptions{})
-			llm, llmPrompts = runSSHAddSteps(t, a.Sock, keyDir)
+			llm, llmPrompts = runSSHAddSteps(t, a.Admin, keyDir)
 		})
 	})
 	if len(ref) != len(sshAddSteps) || len(llm) != len(sshAddSteps) {
@@ -259,7 +259,7 @@ func TestOpenSSHConfirmSign(t *testing.T) {
 				return sock
 			})
 			llm := run(t, func(env []string) string {
-				return StartAgent(t, AgentOptions{Env: env}).Sock
+				return StartAgent(t, AgentOptions{Env: env}).Admin
 			})
 			t.Logf("ssh-agent prompt: %q", ref.prompt)
 			t.Logf("llm-agent prompt: %q", llm.prompt)

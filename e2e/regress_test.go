@@ -186,7 +186,7 @@ func TestRegressAgent(t *testing.T) {
 		t.Parallel()
 		a := StartAgent(t, AgentOptions{Audit: true})
 		sshAdd := func(args ...string) Result {
-			r, _ := runAs(t, nil, a.Env(), "", to, "ssh-add", args...)
+			r, _ := runAs(t, nil, a.AdminEnv(), "", to, "ssh-add", args...)
 			return r
 		}
 		if r := a.Client(t, "", "list"); r.Code != 1 || r.Stdout != "The agent holds no credentials.\n" {

@@ -30,10 +30,14 @@ func FuzzParse(f *testing.F) {
 			if e.Key == nil || len(e.Hosts) == 0 {
 				t.Fatalf("entry %d: key %v, hosts %q", i, e.Key, e.Hosts)
 			}
-			if !slices.Equal(e.Hosts, perLine[i].Hosts) || !bytes.Equal(e.Key.Marshal(), perLine[i].Key.Marshal()) {
+			if !slices.Equal(e.Hosts, perLine[i].Hosts) || !bytes.Equal(e.Key.Marshal(), perLine[i].Key.Marshal()) || e.Revoked != perLine[i].Revoked {
 				t.Fatalf("entry %d differs when parsed on its own line", i)
 			}
 			blob := e.Key.Marshal()
+			revoked := hostkeys.Revoked(entries, e.Key)
+			if e.Revoked && !revoked {
+				t.Fatalf("entry %d is @revoked but Revoked says no", i)
+			}
 			for _, h := range e.Hosts {
 				if strings.HasPrefix(h, "|") {
 					continue
@@ -42,8 +46,9 @@ func FuzzParse(f *testing.F) {
 				for _, k := range hostkeys.Lookup(entries, h) {
 					found = found || bytes.Equal(k, blob)
 				}
-				if !found {
-					t.Fatalf("Lookup(%q) misses the key of entry %d", h, i)
+				// A revoked key is never found; any other key of a line is.
+				if found == revoked {
+					t.Fatalf("Lookup(%q): key of entry %d found %v, revoked %v", h, i, found, revoked)
 				}
 			}
 			if hostkeys.Name(entries, e.Key) == "" {

@@ -32,10 +32,16 @@ func DefaultFiles() []string {
 type Entry struct {
 	Hosts []string // patterns as written (hashed ones start with |1|)
 	Key   ssh.PublicKey
+	// Revoked marks an @revoked line: its key is never trusted, for any
+	// host, whatever other lines say (stricter than ssh, which applies
+	// the line to the hosts it names; most such lines name "*").
+	Revoked bool
 }
 
-// Parse reads the entries of a known_hosts file's contents, skipping
-// markers (@cert-authority, @revoked) and lines it cannot parse.
+// Parse reads the entries of a known_hosts file's contents, keeping
+// @revoked lines (Entry.Revoked) and skipping @cert-authority lines (a
+// host certificate is not a host key the agent can match a session-bind
+// against) and lines it cannot parse.
 func Parse(data []byte) []Entry {
 	var out []Entry
 	// One line at a time: a bad line is skipped, as ssh does, without
@@ -51,10 +57,10 @@ func Parse(data []byte) []Entry {
 			continue
 		}
 		marker, hosts, key, _, _, err := ssh.ParseKnownHosts(line)
-		if err != nil || marker != "" {
+		if err != nil || (marker != "" && marker != "revoked") {
 			continue
 		}
-		out = append(out, Entry{Hosts: hosts, Key: key})
+		out = append(out, Entry{Hosts: hosts, Key: key, Revoked: marker == "revoked"})
 	}
 	return out
 }
@@ -111,10 +117,25 @@ func matches(pattern, host string) bool {
 	return pattern == host
 }
 
-// Lookup returns the wire blobs of the keys known for host.
+// Revoked reports whether an @revoked line names key.
+func Revoked(entries []Entry, key ssh.PublicKey) bool {
+	blob := key.Marshal()
+	for _, e := range entries {
+		if e.Revoked && bytes.Equal(e.Key.Marshal(), blob) {
+			return true
+		}
+	}
+	return false
+}
+
+// Lookup returns the wire blobs of the keys known for host, leaving out
+// every key that is @revoked.
 func Lookup(entries []Entry, host string) [][]byte {
 	var keys [][]byte
 	for _, e := range entries {
+		if e.Revoked || Revoked(entries, e.Key) {
+			continue
+		}
 		for _, p := range e.Hosts {
 			if matches(p, host) {
 				keys = append(keys, e.Key.Marshal())
@@ -126,9 +147,13 @@ func Lookup(entries []Entry, host string) [][]byte {
 }
 
 // Name returns a readable name for a host key: the first plain host name
-// known_hosts gives it, else its SHA256 fingerprint.
+// known_hosts gives it, else its SHA256 fingerprint. A revoked key is
+// never named after a host.
 func Name(entries []Entry, key ssh.PublicKey) string {
 	blob := key.Marshal()
+	if Revoked(entries, key) {
+		return ssh.FingerprintSHA256(key) + " (revoked)"
+	}
 	for _, e := range entries {
 		if !bytes.Equal(e.Key.Marshal(), blob) {
 			continue

@@ -73,15 +73,17 @@ func TestParse(t *testing.T) {
 	f := newFixture(t)
 	entries := hostkeys.Parse(f.data)
 	want := []struct {
-		hosts []string
-		key   ssh.PublicKey
+		hosts   []string
+		key     ssh.PublicKey
+		revoked bool
 	}{
-		{[]string{"gpu1", "10.0.0.1"}, f.gpu1},
-		{nil, f.gpu2}, // hashed: pattern checked below
-		{[]string{"[gpu3]:2222"}, f.gpu3},
-		{[]string{"*.example.com", "!bad.example.com"}, f.wild},
-		{[]string{"bastion"}, f.bastion},
-		{[]string{"gpu1"}, f.bastion},
+		{[]string{"gpu1", "10.0.0.1"}, f.gpu1, false},
+		{nil, f.gpu2, false}, // hashed: pattern checked below
+		{[]string{"[gpu3]:2222"}, f.gpu3, false},
+		{[]string{"gpu1"}, f.revoked, true}, // @revoked kept, @cert-authority not
+		{[]string{"*.example.com", "!bad.example.com"}, f.wild, false},
+		{[]string{"bastion"}, f.bastion, false},
+		{[]string{"gpu1"}, f.bastion, false},
 	}
 	if len(entries) != len(want) {
 		t.Fatalf("%d entries, want %d: %v", len(entries), len(want), hostsOf(entries))
@@ -90,6 +92,9 @@ func TestParse(t *testing.T) {
 		e := entries[i]
 		if !bytes.Equal(e.Key.Marshal(), w.key.Marshal()) {
 			t.Errorf("entry %d: wrong key", i)
+		}
+		if e.Revoked != w.revoked {
+			t.Errorf("entry %d: revoked %v, want %v", i, e.Revoked, w.revoked)
 		}
 		if w.hosts == nil {
 			if len(e.Hosts) != 1 || !strings.HasPrefix(e.Hosts[0], "|1|") {
@@ -173,9 +178,9 @@ func TestName(t *testing.T) {
 		{f.gpu1, "gpu1"},
 		{f.gpu3, "[gpu3]:2222"},
 		{f.bastion, "bastion"},
-		{f.gpu2, ssh.FingerprintSHA256(f.gpu2)},       // hashed only
-		{f.wild, ssh.FingerprintSHA256(f.wild)},       // patterns only
-		{f.revoked, ssh.FingerprintSHA256(f.revoked)}, // markers are not entries
+		{f.gpu2, ssh.FingerprintSHA256(f.gpu2)},                      // hashed only
+		{f.wild, ssh.FingerprintSHA256(f.wild)},                      // patterns only
+		{f.revoked, ssh.FingerprintSHA256(f.revoked) + " (revoked)"}, // never named after a host
 		{fixedKey(t, 99), ssh.FingerprintSHA256(fixedKey(t, 99))},
 	}
 	for _, tt := range tests {
@@ -185,6 +190,60 @@ func TestName(t *testing.T) {
 	}
 	if got := hostkeys.Name(nil, f.gpu1); got != ssh.FingerprintSHA256(f.gpu1) {
 		t.Errorf("Name with no entries = %q", got)
+	}
+}
+
+// TestRevoked: a key on an @revoked line never satisfies a host, whatever
+// other lines list it for, and is never named after a host.
+func TestRevoked(t *testing.T) {
+	gpu1, gpu2, other := fixedKey(t, 1), fixedKey(t, 2), fixedKey(t, 3)
+	line := func(marker, hosts string, k ssh.PublicKey) string {
+		s := hosts + " " + string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(k)))
+		if marker != "" {
+			s = marker + " " + s
+		}
+		return s
+	}
+	tests := []struct {
+		name        string
+		lines       []string
+		host        string
+		want        []ssh.PublicKey
+		revoked     []ssh.PublicKey
+		namedAsHost ssh.PublicKey // nil: none
+	}{
+		{"plain", []string{line("", "gpu1", gpu1)}, "gpu1", []ssh.PublicKey{gpu1}, nil, gpu1},
+		{"revoked for all hosts", []string{line("", "gpu1", gpu1), line("@revoked", "*", gpu1)}, "gpu1", nil, []ssh.PublicKey{gpu1}, nil},
+		{"revoked before listed", []string{line("@revoked", "*", gpu1), line("", "gpu1", gpu1)}, "gpu1", nil, []ssh.PublicKey{gpu1}, nil},
+		{"revoked for another host still revoked", []string{line("", "gpu1", gpu1), line("@revoked", "gpu9", gpu1)}, "gpu1", nil, []ssh.PublicKey{gpu1}, nil},
+		{"hashed revoked line", []string{line("", "gpu1", gpu1), "@revoked " + hashedLine("gpu1", []byte("salt"), gpu1)}, "gpu1", nil, []ssh.PublicKey{gpu1}, nil},
+		{"other key of the host stays", []string{line("", "gpu1", gpu1), line("", "gpu1", gpu2), line("@revoked", "*", gpu1)}, "gpu1", []ssh.PublicKey{gpu2}, []ssh.PublicKey{gpu1}, gpu2},
+		{"revoked line alone names nothing", []string{line("@revoked", "gpu1", other)}, "gpu1", nil, []ssh.PublicKey{other}, nil},
+		{"cert-authority ignored", []string{line("@cert-authority", "gpu1", other)}, "gpu1", nil, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entries := hostkeys.Parse([]byte(strings.Join(tt.lines, "\n")))
+			got := hostkeys.Lookup(entries, tt.host)
+			if len(got) != len(tt.want) {
+				t.Fatalf("Lookup: %d keys, want %d", len(got), len(tt.want))
+			}
+			for i, k := range tt.want {
+				if !bytes.Equal(got[i], k.Marshal()) {
+					t.Errorf("Lookup: key %d differs", i)
+				}
+			}
+			for _, k := range []ssh.PublicKey{gpu1, gpu2, other} {
+				want := slices.ContainsFunc(tt.revoked, func(r ssh.PublicKey) bool { return bytes.Equal(r.Marshal(), k.Marshal()) })
+				if hostkeys.Revoked(entries, k) != want {
+					t.Errorf("Revoked(%s) = %v, want %v", ssh.FingerprintSHA256(k), !want, want)
+				}
+				named := hostkeys.Name(entries, k) == tt.host
+				if wantNamed := tt.namedAsHost != nil && bytes.Equal(tt.namedAsHost.Marshal(), k.Marshal()); named != wantNamed {
+					t.Errorf("Name(%s) = %q", ssh.FingerprintSHA256(k), hostkeys.Name(entries, k))
+				}
+			}
+		})
 	}
 }
 
@@ -200,7 +259,7 @@ func TestReadFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != 7 || len(hostkeys.Lookup(entries, "gpu9")) != 1 {
+	if len(entries) != 8 || len(hostkeys.Lookup(entries, "gpu9")) != 1 {
 		t.Fatalf("%d entries: %q", len(entries), hostsOf(entries))
 	}
 	if entries, err := hostkeys.ReadFiles(nil); err != nil || entries != nil {

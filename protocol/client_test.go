@@ -22,7 +22,7 @@ func startAgent(t *testing.T) string {
 	}
 	a := agent.New(agent.Config{})
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(l) }()
+	go func() { done <- a.Serve(nil, l) }()
 	t.Cleanup(func() {
 		a.Close()
 		if err := <-done; err != nil {

@@ -43,7 +43,7 @@ func startAgent(t testing.TB) (*agent.Agent, string) {
 		OAuthEndpoints: map[string]string{"anthropic": "http://127.0.0.1:1/", "openai": "http://127.0.0.1:1/", "github-copilot": "http://127.0.0.1:1/"},
 	})
 	done := make(chan error, 1)
-	go func() { done <- a.Serve(l) }()
+	go func() { done <- a.Serve(nil, l) }() // the admin socket: the tests add credentials
 	t.Cleanup(func() { a.Close(); <-done })
 	return a, sock
 }
