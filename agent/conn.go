@@ -518,7 +518,9 @@ func (c *conn) destinationOK(cr *credential) (bool, string) {
 		if !h.forwarding {
 			return false, "the connection is bound for authentication, not forwarding"
 		}
-		if c.a.names.revoked(h.key) {
+		if revoked, err := c.a.names.revoked(h.key); err != nil {
+			return false, fmt.Sprintf("cannot check known_hosts for revoked keys: %v", err)
+		} else if revoked {
 			return false, fmt.Sprintf("host key %s is @revoked in known_hosts", ssh.FingerprintSHA256(h.key))
 		}
 	}

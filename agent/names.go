@@ -18,6 +18,7 @@ type hostNames struct {
 	mu      sync.Mutex
 	stamp   []time.Time
 	entries []hostkeys.Entry
+	err     error // from the last read; revocations are unknown then
 }
 
 func newHostNames(files []string) *hostNames {
@@ -36,12 +37,17 @@ func (h *hostNames) name(key ssh.PublicKey) string {
 	return hostkeys.Name(h.entries, key)
 }
 
-// revoked reports whether key is @revoked in the known_hosts files.
-func (h *hostNames) revoked(key ssh.PublicKey) bool {
+// revoked reports whether key is @revoked in the known_hosts files. When a
+// file could not be read, revocations are unknown: the error says so, and
+// the caller refuses (a revoked key must never pass for want of a read).
+func (h *hostNames) revoked(key ssh.PublicKey) (bool, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.reloadLocked()
-	return hostkeys.Revoked(h.entries, key)
+	if h.err != nil {
+		return true, h.err
+	}
+	return hostkeys.Revoked(h.entries, key), nil
 }
 
 // reloadLocked rereads the files when one of them changed.
@@ -57,7 +63,7 @@ func (h *hostNames) reloadLocked() {
 		}
 	}
 	if changed {
-		h.entries, _ = hostkeys.ReadFiles(h.files)
+		h.entries, h.err = hostkeys.ReadFiles(h.files)
 		h.stamp = stamp
 	}
 }

@@ -190,3 +190,22 @@ func TestBindRules(t *testing.T) {
 		})
 	}
 }
+
+// TestRevocationsUnknown: when known_hosts cannot be read, the agent cannot
+// tell whether a hop's key is @revoked, so no -h credential is served.
+func TestRevocationsUnknown(t *testing.T) {
+	unreadable := t.TempDir() // a directory: opening works, reading fails
+	ta := startAgent(t, agent.Config{KnownHosts: []string{unreadable}})
+	gpu1 := newHostKey(t)
+	one := apiCred("gpu1-only", mKey)
+	one.Destinations = []protocol.Chain{{{Host: "gpu1", Keys: [][]byte{gpu1.blob}}}}
+	mustAdd(t, ta.client(t), one)
+	c := ta.useRaw(t)
+	if !bind(t, c, gpu1.bindFrame(t, true)) {
+		t.Fatal("forwarding bind refused")
+	}
+	_, err := newClient(c).Get("gpu1-only", nil)
+	if failureCode(err) != protocol.CodeDestination || !strings.Contains(err.Error(), "known_hosts") {
+		t.Fatalf("%v, want a destination refusal naming known_hosts", err)
+	}
+}

@@ -270,7 +270,7 @@ func runStatus(e *env, args []string) error {
 	if sock == "" {
 		sock = e.getenv("SSH_AUTH_SOCK")
 	}
-	fmt.Fprintf(e.stdout, "agent: %s (llm-agent %s)\nlocked: %s\nforwarded: %s\ncredentials: %d\n",
+	fmt.Fprintf(e.stdout, "agent: %s (llm-agent %s)\nlocked: %s\nuse-only: %s\ncredentials: %d\n",
 		sock, st.Version, yes[st.Locked], yes[st.Forwarded], st.Count)
 	return nil
 }

@@ -73,7 +73,7 @@ func TestForwardAgent(t *testing.T) {
 				t.Errorf("list on the server shows the --local-only credential:\n%s", res.Stdout)
 			}
 			res = r.ssh(srv, mode, "", `"$C" status`)
-			if res.Code != 0 || !strings.Contains(res.Stdout, "forwarded: yes") {
+			if res.Code != 0 || !strings.Contains(res.Stdout, "use-only: yes") {
 				t.Errorf("status on the server: %+v", res)
 			}
 
@@ -123,7 +123,7 @@ func TestForwardAgent(t *testing.T) {
 	}
 	fwdSameSecret(t, "get of the --local-only credential on the laptop", res.Stdout, local)
 	res = a.Client(t, "", "status")
-	if res.Code != 0 || !strings.Contains(res.Stdout, "locked: no") || !strings.Contains(res.Stdout, "forwarded: no") {
+	if res.Code != 0 || !strings.Contains(res.Stdout, "locked: no") || !strings.Contains(res.Stdout, "use-only: no") {
 		t.Errorf("status on the laptop afterwards: %+v", res)
 	}
 	res = Run(t, a.Env(), "", "ssh-add", "-l")

@@ -536,7 +536,7 @@ func TestOAuthForwardedCapture(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("get on the server: exit %d, stderr %q\n%s", r.Code, r.Stderr, srv.LogTail(20))
 	}
-	if !strings.Contains(r.Stdout, "forwarded: yes") {
+	if !strings.Contains(r.Stdout, "use-only: yes") {
 		t.Errorf("the agent did not see the tapped connection as forwarded:\n%s", r.Stdout)
 	}
 	jsonOut := r.Stdout[strings.Index(r.Stdout, "{"):]

@@ -158,7 +158,7 @@ func (r *trustRig) unchanged(t *testing.T) {
 			t.Errorf("%s on the laptop: %+v", step[0], res)
 		}
 	}
-	if res := a.Client(t, "", "status"); res.Code != 0 || !strings.Contains(res.Stdout, "forwarded: no") {
+	if res := a.Client(t, "", "status"); res.Code != 0 || !strings.Contains(res.Stdout, "use-only: no") {
 		t.Errorf("status on the laptop: %+v", res)
 	}
 	fwdNoSecretInLogs(t, a, r.tokens...)
