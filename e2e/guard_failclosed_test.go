@@ -4,8 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // readmeGuardSnippet is the shell profile snippet README.md tells users to
@@ -35,8 +37,9 @@ const grdWarning = "the guard did not start"
 
 // TestGuardSnippetFailsClosed installs the README's profile snippet,
 // exactly, as the shared account's ~/.bashrc (bash reads it for an ssh
-// command) and logs in: when the guard cannot start (a stable directory it
-// must refuse, or no llm-agent-client on the PATH), the login has neither
+// command) and logs in: when the guard cannot start (a stable base or
+// owner directory it must refuse: another owner's, a symlink, open to
+// others; or no llm-agent-client on the PATH), the login has neither
 // SSH_AUTH_SOCK nor LLM_AUTH_SOCK, the forwarded socket is gone, and the
 // warning was printed once. A forwarded plain ssh-agent is left alone, and
 // a guard that can start serves the owner.
@@ -68,6 +71,15 @@ func TestGuardSnippetFailsClosed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The owner's directory under the base, <base>/<owner>: learnt from
+	// the first case, where the guard starts.
+	var ownerDir string
+	inBase := func(f func()) func() {
+		return func() {
+			mkdir(base, 0o700, uid)
+			f()
+		}
+	}
 	cases := []struct {
 		name    string
 		setup   func()
@@ -76,6 +88,7 @@ func TestGuardSnippetFailsClosed(t *testing.T) {
 		wantErr string // in ~/.llm-agent-guard.err; "" when the guard starts or is not needed
 		closed  bool   // the login must fail closed
 	}{
+		{name: "guard starts"},
 		{name: "stable base owned by root", setup: func() { mkdir(base, 0o755, 0) }, wantErr: "belongs to uid 0", closed: true},
 		{name: "stable base is a symlink", setup: func() {
 			mkdir(filepath.Join(home, "elsewhere"), 0o700, uid)
@@ -85,9 +98,17 @@ func TestGuardSnippetFailsClosed(t *testing.T) {
 			os.Lchown(base, uid, gid)
 		}, wantErr: "is a symlink", closed: true},
 		{name: "stable base group-writable", setup: func() { mkdir(base, 0o770, uid) }, wantErr: "open to group or others", closed: true},
+		{name: "owner directory owned by root", setup: inBase(func() { mkdir(ownerDir, 0o700, 0) }), wantErr: "belongs to uid 0", closed: true},
+		{name: "owner directory is a symlink", setup: inBase(func() {
+			mkdir(filepath.Join(home, "elsewhere"), 0o700, uid)
+			if err := os.Symlink(filepath.Join(home, "elsewhere"), ownerDir); err != nil {
+				t.Fatal(err)
+			}
+			os.Lchown(ownerDir, uid, gid)
+		}), wantErr: "is a symlink", closed: true},
+		{name: "owner directory group-readable", setup: inBase(func() { mkdir(ownerDir, 0o750, uid) }), wantErr: "open to group or others", closed: true},
 		{name: "llm-agent-client not on the PATH", noPath: true, closed: true},
 		{name: "plain ssh-agent forwarded", plain: true},
-		{name: "guard starts"},
 	}
 	for _, c := range cases {
 		for _, p := range []string{base, filepath.Join(home, "elsewhere"), filepath.Join(home, ".llm-agent-guard.err")} {
@@ -153,6 +174,7 @@ func TestGuardSnippetFailsClosed(t *testing.T) {
 				t.Errorf("%s: ssh-add -l in the login: exit %d, want 1 (an empty agent that answers)", c.name, rc)
 			}
 		default:
+			ownerDir = filepath.Dir(env["llm"])
 			if env["guard"] == "unset" || env["llm"] == "unset" || warnings != 0 || fwdErr == nil {
 				t.Errorf("%s: LLM_GUARD_PID=%s LLM_AUTH_SOCK=%s, %d warnings, forwarded socket still there %v; want a guard serving",
 					c.name, env["guard"], env["llm"], warnings, fwdErr == nil)
@@ -165,5 +187,10 @@ func TestGuardSnippetFailsClosed(t *testing.T) {
 		}
 		s.Logout()
 		s.Exited(grdCmdTimeout)
+		if pid, err := strconv.Atoi(env["guard"]); err == nil {
+			if _, ok := grdWaitGone(pid, 5*time.Second); !ok {
+				t.Fatalf("%s: the guard %d still runs 5 s after the logout", c.name, pid)
+			}
+		}
 	}
 }
