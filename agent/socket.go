@@ -14,9 +14,10 @@ import (
 )
 
 // ListenTemp creates a fresh private directory under tmpdir (mode 0700,
-// named like ssh-agent's: llm-XXXXXXXXXX) and listens on agent.<tag> in it.
-// It returns the listener, the socket path and the directory.
-func ListenTemp(tmpdir string, tag int) (*net.UnixListener, string, string, error) {
+// named like ssh-agent's: llm-XXXXXXXXXX) and listens on agent.<tag> (the
+// use socket, LLM_AUTH_SOCK) and its admin socket in it. It returns both
+// listeners, the use socket's path and the directory.
+func ListenTemp(tmpdir string, tag int) (use, admin *net.UnixListener, path, dir string, err error) {
 	if tmpdir == "" {
 		tmpdir = "/tmp"
 	}
@@ -24,27 +25,27 @@ func ListenTemp(tmpdir string, tag int) (*net.UnixListener, string, string, erro
 	for try := 0; try < 100; try++ {
 		var r [10]byte
 		if _, err := rand.Read(r[:]); err != nil {
-			return nil, "", "", err
+			return nil, nil, "", "", err
 		}
 		for i := range r {
 			r[i] = letters[int(r[i])%len(letters)]
 		}
-		dir := filepath.Join(tmpdir, "llm-"+string(r[:]))
+		dir = filepath.Join(tmpdir, "llm-"+string(r[:]))
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			if errors.Is(err, os.ErrExist) {
 				continue
 			}
-			return nil, "", "", fmt.Errorf("creating socket directory: %w", err)
+			return nil, nil, "", "", fmt.Errorf("creating socket directory: %w", err)
 		}
-		path := filepath.Join(dir, fmt.Sprintf("agent.%d", tag))
-		l, err := listenPrivate(path)
+		path = filepath.Join(dir, fmt.Sprintf("agent.%d", tag))
+		use, admin, err = listenPair(path)
 		if err != nil {
 			os.Remove(dir)
-			return nil, "", "", err
+			return nil, nil, "", "", err
 		}
-		return l, path, dir, nil
+		return use, admin, path, dir, nil
 	}
-	return nil, "", "", errors.New("creating socket directory: too many collisions")
+	return nil, nil, "", "", errors.New("creating socket directory: too many collisions")
 }
 
 // AdminSuffix names the management socket beside LLM_AUTH_SOCK.
@@ -54,39 +55,47 @@ const AdminSuffix = ".admin"
 // (LLM_AUTH_SOCK) is sock.
 func AdminPath(sock string) string { return sock + AdminSuffix }
 
-// ListenAdmin listens on the management socket beside sock, which
-// ListenTemp or ListenPath has just created (so its directory has passed
-// their checks). A stale socket there is replaced as ListenPath does.
-func ListenAdmin(sock string) (*net.UnixListener, error) {
-	path := AdminPath(sock)
-	if err := clearStale(path); err != nil {
-		return nil, err
+// listenPair listens on the admin socket beside path, then on path: a
+// client that sees the use socket (LLM_AUTH_SOCK) appear finds the admin
+// socket already there, rather than falling back to use-only rights. Stale
+// sockets at either path are replaced; a live agent at either is an error.
+func listenPair(path string) (use, admin *net.UnixListener, err error) {
+	for _, p := range []string{AdminPath(path), path} {
+		if err := clearStale(p); err != nil {
+			return nil, nil, err
+		}
 	}
-	return listenPrivate(path)
+	if admin, err = listenPrivate(AdminPath(path)); err != nil {
+		return nil, nil, err
+	}
+	if use, err = listenPrivate(path); err != nil {
+		admin.Close()
+		os.Remove(AdminPath(path))
+		return nil, nil, err
+	}
+	return use, admin, nil
 }
 
-// ListenPath listens on a path the user chose (-a). The parent directory
-// must not be writable by group or others (else another user could swap
-// the socket); an existing socket is replaced only if nothing answers on it.
-func ListenPath(path string) (*net.UnixListener, error) {
+// ListenPath listens on a path the user chose (-a) and on its admin socket
+// beside it. The parent directory must not be writable by group or others
+// (else another user could swap the socket); an existing socket is replaced
+// only if nothing answers on it.
+func ListenPath(path string) (use, admin *net.UnixListener, err error) {
 	dir := filepath.Dir(path)
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("socket directory: %w", err)
+		return nil, nil, fmt.Errorf("socket directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("socket directory %s is not a directory", dir)
+		return nil, nil, fmt.Errorf("socket directory %s is not a directory", dir)
 	}
 	if fi.Mode().Perm()&0o022 != 0 {
-		return nil, fmt.Errorf("socket directory %s is writable by group or others (mode %o); use a private directory", dir, fi.Mode().Perm())
+		return nil, nil, fmt.Errorf("socket directory %s is writable by group or others (mode %o); use a private directory", dir, fi.Mode().Perm())
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() && st.Uid != 0 {
-		return nil, fmt.Errorf("socket directory %s belongs to uid %d, not to you", dir, st.Uid)
+		return nil, nil, fmt.Errorf("socket directory %s belongs to uid %d, not to you", dir, st.Uid)
 	}
-	if err := clearStale(path); err != nil {
-		return nil, err
-	}
-	return listenPrivate(path)
+	return listenPair(path)
 }
 
 // clearStale removes a socket at path that nothing answers on; anything

@@ -195,38 +195,33 @@ func start(o *options, stdout, stderr io.Writer) int {
 		err       error
 		budget    *memsafe.Budget
 	)
+	var sigs chan os.Signal
 	if o.fg || o.debug {
 		// Harden before the socket exists, so that nothing can connect to
-		// (or read) a process that is not yet protected.
+		// (or read) a process that is not yet protected; and catch signals
+		// before then too, so that a SIGINT or SIGTERM sent as soon as the
+		// socket appears cleans up rather than killing the process.
 		if budget, err = memsafe.Harden(); err != nil {
 			fmt.Fprintf(stderr, "llm-agent: %v\n", err)
 			return 1
 		}
+		sigs = notifySignals()
 	}
 	if o.bind != "" {
 		sock, err = filepath.Abs(o.bind)
 		if err == nil {
-			l, err = agent.ListenPath(sock)
+			l, admin, err = agent.ListenPath(sock)
 		}
 	} else {
-		l, sock, dir, err = agent.ListenTemp(os.Getenv("TMPDIR"), os.Getpid())
+		l, admin, sock, dir, err = agent.ListenTemp(os.Getenv("TMPDIR"), os.Getpid())
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
 		return 1
 	}
+	// LLM_AUTH_SOCK (l) is use-only and is what users forward; admin, the
+	// management socket beside it, is for the laptop's own clients.
 	l.SetUnlinkOnClose(false)
-	// The management socket beside LLM_AUTH_SOCK; LLM_AUTH_SOCK itself
-	// is use-only (and is what users forward).
-	if admin, err = agent.ListenAdmin(sock); err != nil {
-		l.Close()
-		os.Remove(sock)
-		if dir != "" {
-			os.Remove(dir)
-		}
-		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
-		return 1
-	}
 	admin.SetUnlinkOnClose(false)
 	if o.auditLog != "" {
 		if o.auditLog, err = filepath.Abs(o.auditLog); err != nil {
@@ -249,7 +244,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 		if f, ok := stdout.(*os.File); ok {
 			f.Sync()
 		}
-		return serve(o, budget, l, admin, sock, dir, nil, stderr)
+		return serve(o, budget, l, admin, sock, dir, nil, stderr, sigs)
 	}
 
 	pid, err := spawn(o, l, admin, sock, dir)
@@ -423,13 +418,20 @@ func runChild(o *options) int {
 		audit.Close()
 		audit = nil
 	}
-	return serve(o, budget, l, admin, o.bind, o.cleanDir, ready, audit)
+	return serve(o, budget, l, admin, o.bind, o.cleanDir, ready, audit, notifySignals())
 }
 
-// serve runs the agent on l (use) and admin until a signal, and
+// notifySignals catches the signals the agent acts on.
+func notifySignals() chan os.Signal {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT)
+	return sigs
+}
+
+// serve runs the agent on l (use) and admin until a signal on sigs, and
 // cleans up. ready, when not nil, is told "ok" once serving. out is where
 // -d logs go, or (in the daemon) the audit file.
-func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock, dir string, ready *os.File, out io.Writer) int {
+func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock, dir string, ready *os.File, out io.Writer, sigs chan os.Signal) int {
 	fail := func(format string, a ...any) int {
 		msg := fmt.Sprintf("llm-agent: "+format, a...)
 		if ready != nil {
@@ -477,8 +479,6 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 	cfg.Audit = agent.NewAuditLog(auditW, debugW)
 	a := agent.New(cfg)
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT)
 	if !(o.fg || o.debug) {
 		signal.Ignore(syscall.SIGINT)
 	}
