@@ -20,15 +20,22 @@ type fuzzServer struct {
 	dir  string
 	n    int
 	a    *agent.Agent
-	sock string
+	sock string // admin
+	use  string // LLM_AUTH_SOCK
 	done chan error
 }
 
 func (s *fuzzServer) start(tb testing.TB) {
 	s.n++
-	s.sock = filepath.Join(s.dir, "agent.sock")
+	s.use = filepath.Join(s.dir, "agent.sock")
+	s.sock = s.use + ".admin"
 	os.Remove(s.sock)
+	os.Remove(s.use)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.sock, Net: "unix"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.use, Net: "unix"})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -44,7 +51,7 @@ func (s *fuzzServer) start(tb testing.TB) {
 		RefreshTimeout: 100 * time.Millisecond,
 	})
 	s.done = make(chan error, 1)
-	go func(a *agent.Agent, done chan error) { done <- a.Serve(nil, l) }(s.a, s.done) // admin: inputs manage too
+	go func(a *agent.Agent, done chan error) { done <- a.Serve(u, l) }(s.a, s.done)
 }
 
 func (s *fuzzServer) stop(tb testing.TB) {
@@ -55,8 +62,9 @@ func (s *fuzzServer) stop(tb testing.TB) {
 }
 
 // FuzzConn sends each input as raw bytes on a fresh connection to a real
-// agent, reads whatever comes back, and then checks that the agent still
-// answers a list on a new connection: no crash, no hang, no wedged agent.
+// agent, on the use socket (LLM_AUTH_SOCK) and then on the admin socket,
+// reads whatever comes back, and then checks that the agent still answers
+// a list on a new connection: no crash, no hang, no wedged agent.
 func FuzzConn(f *testing.F) {
 	// x/crypto's ServeAgent logs unknown opcodes through the log package.
 	log.SetOutput(io.Discard)
@@ -71,20 +79,22 @@ func FuzzConn(f *testing.F) {
 	f.Cleanup(func() { s.stop(f) })
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := net.DialTimeout("unix", s.sock, 2*time.Second)
-		if err != nil {
-			t.Fatalf("dial: %v", err)
+		for _, path := range []string{s.use, s.sock} {
+			c, err := net.DialTimeout("unix", path, 2*time.Second)
+			if err != nil {
+				t.Fatalf("dial: %v", err)
+			}
+			// Write in the background: the agent may answer (and stop
+			// reading) before the input is all sent.
+			go func() {
+				c.SetWriteDeadline(time.Now().Add(3 * time.Second))
+				c.Write(data)
+				c.(*net.UnixConn).CloseWrite()
+			}()
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			io.Copy(io.Discard, c) // EOF once the agent has served the input; slow unlocks may time out
+			c.Close()
 		}
-		// Write in the background: the agent may answer (and stop reading)
-		// before the input is all sent.
-		go func() {
-			c.SetWriteDeadline(time.Now().Add(3 * time.Second))
-			c.Write(data)
-			c.(*net.UnixConn).CloseWrite()
-		}()
-		c.SetReadDeadline(time.Now().Add(3 * time.Second))
-		io.Copy(io.Discard, c) // EOF once the agent has served the input; slow unlocks may time out
-		c.Close()
 
 		cl, err := protocol.Dial(s.sock)
 		if err != nil {
