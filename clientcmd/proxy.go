@@ -31,7 +31,7 @@ func runProxy(e *env, args []string) error {
 	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
 	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
 	timeout := fs.Duration("timeout", protocol.DefaultTimeout, "answer 503 when the agent does not answer within `DURATION`")
-	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on loopback `FRONT=API` (opencode serve --port), through FRONT")
+	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
 	fs.SetInterspersed(false)
 	if err := fs.Parse(args); err != nil {
 		return err

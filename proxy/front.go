@@ -22,15 +22,18 @@ type FrontConfig struct {
 	// Username is the user name of the tool's basic authentication
 	// ("opencode" for opencode serve).
 	Username string
-	// Peer judges the process behind each connection, as Config.Peer.
-	// Nil allows every connection (only where no check exists: not Linux).
-	Peer func(local, remote net.Addr) error
+	// Peer judges the process behind each connection (PeerCheck's
+	// CheckConn). Nil allows every connection (only where no check
+	// exists: not Linux).
+	Peer func(c net.Conn) error
 	// Refused gets one line per refused connection.
 	Refused *log.Logger
 }
 
 // Front is the owner's door to a tool's HTTP API (proxy --serve): it
-// listens on loopback, lets in only the connections whose process passes
+// listens on a Unix socket (which the owner's ssh -L reaches) or on
+// loopback TCP (for local clients only: sshd's session process cannot be
+// identified over TCP), lets in only the connections whose process passes
 // the same peer check as the provider routes (the owner's login, or the
 // owner's ssh -L through its sshd session process), and relays them to the
 // tool's API with the tool's password added. The password is random,
@@ -108,9 +111,9 @@ func (f *Front) checkPeer(ctx context.Context) error {
 		return errors.New("no connection to check")
 	}
 	v.once.Do(func() {
-		v.err = f.cfg.Peer(v.conn.LocalAddr(), v.conn.RemoteAddr())
+		v.err = f.cfg.Peer(v.conn)
 		if v.err != nil && f.cfg.Refused != nil {
-			f.cfg.Refused.Printf("refused a connection to the tool's API: %v", v.err)
+			f.cfg.Refused.Printf("refused a connection to the tool's API: %s", oneLine(v.err.Error()))
 		}
 	})
 	return v.err
