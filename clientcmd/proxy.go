@@ -26,11 +26,12 @@ import (
 var osExit = os.Exit
 
 func runProxy(e *env, args []string) error {
-	fs := flagSet(e, "proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [-d] [-- CMD [ARG...]]")
+	fs := flagSet(e, "proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
 	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
 	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
 	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
 	timeout := fs.Duration("timeout", protocol.DefaultTimeout, "answer 503 when the agent does not answer within `DURATION`")
+	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
 	fs.SetInterspersed(false)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -99,6 +100,11 @@ func runProxy(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	sv, err := newProxyServe(*serve, argv, pc, cfg.Refused)
+	if err != nil {
+		return err
+	}
+	defer sv.close()
 	l, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
@@ -109,6 +115,7 @@ func runProxy(e *env, args []string) error {
 		l.Close()
 		return err
 	}
+	vars = append(vars, sv.toolVars()...)
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(l) }()
 
@@ -129,6 +136,7 @@ func runProxy(e *env, args []string) error {
 		return fmt.Errorf("%s: %v", argv[0], err)
 	}
 	childPID.Store(int64(cmd.Process.Pid))
+	stopFront := sv.start()
 	// In a terminal, ^C and ^\ reach the command from the terminal itself
 	// (it is in our process group); passing them on would deliver them
 	// twice.
@@ -149,6 +157,7 @@ func runProxy(e *env, args []string) error {
 	}()
 	werr := cmd.Wait()
 	close(done)
+	stopFront()
 	p.Close(time.Second)
 	code := 0
 	if werr != nil {
