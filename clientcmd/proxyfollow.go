@@ -23,6 +23,11 @@ func proxyFollower(e *env, c *protocol.Client, socket string) *proxy.Follower {
 		fmt.Fprintf(e.stderr, "llm-agent-client: proxy: the agent proves no owner identity (%s); the proxy will use %s only, and not follow the owner's reconnects\n", oneLine(err), socket)
 		return proxy.NewFollower(socket, "", nil)
 	}
+	// A guard that a later login of the owner starts must serve this
+	// proxy, whose login may never have run one.
+	if err := guard.RegisterLogin(c); err != nil {
+		fmt.Fprintf(e.stderr, "llm-agent-client: proxy: registering this login with the agent: %s; a guard started in another login may refuse the proxy\n", oneLine(err))
+	}
 	var bases []string
 	if x := e.getenv("XDG_RUNTIME_DIR"); x != "" {
 		bases = append(bases, filepath.Join(x, "llm-agent"))

@@ -24,3 +24,21 @@ func OwnerID(key ssh.PublicKey) string {
 
 // StablePath is the owner's stable guard socket under base.
 func StablePath(base, owner string) string { return filepath.Join(OwnerDir(base, owner), "agent.sock") }
+
+// RegisterLogin records the calling process's login session with the agent
+// on c, as a guard does when it starts: a guard started later, in another
+// login of the owner, then serves this login's processes too (a
+// long-running proxy started before any guard). Without audit session ids
+// there is nothing to record.
+func RegisterLogin(c *protocol.Client) error {
+	me, err := readSelf(0)
+	if err != nil {
+		return err
+	}
+	if me.sessionID == auditUnset {
+		return nil
+	}
+	_, err = c.Guard(&protocol.GuardRequest{Op: protocol.GuardRegister,
+		Session: protocol.Session{BootID: me.bootID, SessionID: me.sessionID}})
+	return err
+}

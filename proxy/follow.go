@@ -108,12 +108,12 @@ func (f *Follower) try(ctx context.Context, path string, trust bool) (net.Conn, 
 			return nil, "not the owner's agent", nil
 		}
 	}
-	why, err := f.prove(ctx, conn)
+	why, final, err := f.prove(ctx, conn)
 	if err != nil {
 		conn.Close()
 		return nil, "", err
 	}
-	if cacheable {
+	if cacheable && final {
 		f.mu.Lock()
 		if len(f.proven) >= maxProven {
 			f.proven = map[fileID]bool{}
@@ -129,8 +129,11 @@ func (f *Follower) try(ctx context.Context, path string, trust bool) (net.Conn, 
 }
 
 // prove asks the agent on conn to prove the owner key; "" means it did.
-// The connection stays in step for the request that follows.
-func (f *Follower) prove(ctx context.Context, conn net.Conn) (string, error) {
+// The connection stays in step for the request that follows. final says
+// whether the verdict holds for the socket's life: a proof, or the key of
+// another owner; a refusal (a guard that does not know this process yet)
+// may change.
+func (f *Follower) prove(ctx context.Context, conn net.Conn) (why string, final bool, err error) {
 	c := protocol.NewClient(conn)
 	c.Timeout = 5 * time.Second
 	if d, ok := ctx.Deadline(); ok {
@@ -140,17 +143,21 @@ func (f *Follower) prove(ctx context.Context, conn net.Conn) (string, error) {
 	if err != nil {
 		var te *protocol.TransportError
 		if errors.As(err, &te) && errors.Is(err, os.ErrDeadlineExceeded) {
-			return "", errTimeout
+			return "", false, errTimeout
 		}
 		if errors.As(err, &te) {
-			return "the agent hung up (" + oneLine(te.Error()) + ")", nil
+			return "the agent hung up (" + oneLine(te.Error()) + ")", false, nil
 		}
-		return "not an llm-agent that proves an owner (" + oneLine(err.Error()) + ")", nil
+		var fl *protocol.Failure
+		if errors.As(err, &fl) && fl.Code != protocol.CodeFailed {
+			return oneLine(fl.Message), false, nil
+		}
+		return "not an llm-agent that proves an owner (" + oneLine(err.Error()) + ")", false, nil
 	}
 	if id := guard.OwnerID(key); id != f.owner {
-		return fmt.Sprintf("an agent of another owner (%s, not %s)", id, f.owner), nil
+		return fmt.Sprintf("an agent of another owner (%s, not %s)", id, f.owner), true, nil
 	}
-	return "", nil
+	return "", true, nil
 }
 
 func statID(path string) (fileID, error) {
