@@ -124,6 +124,9 @@ func exitCode(err error) int {
 	}
 	var f *protocol.Failure
 	if errors.As(err, &f) {
+		if f.Code == protocol.CodeUnreachable {
+			return exitNoAgent // the guard cannot reach the laptop
+		}
 		return exitFailed
 	}
 	if errors.Is(err, protocol.ErrLockFailed) {

@@ -51,7 +51,11 @@ func runGuard(e *env, args []string) (err error) {
 	if *logFile == "" {
 		*logFile = filepath.Join(*dir, "guard.log")
 	}
-	cfg := guard.Config{Dir: *dir, AllowExe: *allow, KeepUpstream: *keep}
+	timeout, err := agentTimeout(e)
+	if err != nil {
+		return err
+	}
+	cfg := guard.Config{Dir: *dir, AllowExe: *allow, KeepUpstream: *keep, Timeout: timeout}
 
 	if *child {
 		cfg.Upstream, cfg.Leader = *upstreamFlag, *leader

@@ -30,7 +30,11 @@ func runProxy(e *env, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
 	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
 	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
-	timeout := fs.Duration("timeout", protocol.DefaultTimeout, "answer 503 when the agent does not answer within `DURATION`")
+	defTimeout, err := agentTimeout(e)
+	if err != nil {
+		return err
+	}
+	timeout := fs.Duration("timeout", defTimeout, "answer 503 when the agent does not answer within `DURATION` (default LLM_AGENT_TIMEOUT, else 30s)")
 	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
 	fs.SetInterspersed(false)
 	if err := fs.Parse(args); err != nil {
@@ -57,7 +61,7 @@ func runProxy(e *env, args []string) error {
 		path = p
 	}
 
-	socket, names, err := proxyAgent(e)
+	socket, names, follow, err := proxyAgent(e)
 	if err != nil {
 		return err
 	}
@@ -80,6 +84,7 @@ func runProxy(e *env, args []string) error {
 	var childPID atomic.Int64
 	cfg := proxy.Config{
 		Socket:    socket,
+		Dial:      follow.Dial,
 		Upstreams: upstreams,
 		Timeout:   *timeout,
 		Requester: func() *protocol.Requester {
@@ -129,7 +134,7 @@ func runProxy(e *env, args []string) error {
 	cmd.Env = withVars(environ, append(proxy.ScrubVars(), agentRoutes(e, environ, socket)...), vars)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, proxySignals(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)...)
 	defer signal.Stop(sigs)
 	if err := cmd.Start(); err != nil {
 		p.Close(0)
@@ -174,12 +179,13 @@ func runProxy(e *env, args []string) error {
 	return nil
 }
 
-// proxyAgent finds the agent as every subcommand does, and lists the
-// providers it holds credentials for: the tool is pointed at those.
-func proxyAgent(e *env) (string, []string, error) {
+// proxyAgent finds the agent as every subcommand does, lists the
+// providers it holds credentials for (the tool is pointed at those), and
+// learns its owner, to follow.
+func proxyAgent(e *env) (string, []string, *proxy.Follower, error) {
 	c, err := connect(e)
 	if err != nil {
-		return "", nil, ownerNotConnected(err)
+		return "", nil, nil, ownerNotConnected(err)
 	}
 	defer c.Close()
 	socket := e.getenv("LLM_AUTH_SOCK")
@@ -188,13 +194,13 @@ func proxyAgent(e *env) (string, []string, error) {
 	}
 	entries, err := c.List()
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	var names []string
 	for _, x := range entries {
 		names = append(names, x.Provider)
 	}
-	return socket, names, nil
+	return socket, names, proxyFollower(e, c, socket), nil
 }
 
 // agentRoutes lists the variables of environ that lead the tool of proxy
@@ -271,7 +277,7 @@ func checkLoopback(addr string) error {
 // signal.
 func proxyForeground(e *env, p *proxy.Proxy, vars []proxy.Var, served chan error) error {
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, proxySignals(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)...)
 	defer signal.Stop(sigs)
 	sort.SliceStable(vars, func(i, j int) bool { return vars[i].Name < vars[j].Name })
 	var b strings.Builder

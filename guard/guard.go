@@ -49,6 +49,10 @@ type Config struct {
 	// Reserve how many are kept for clients that send session-bind (nested
 	// ssh hops), one each.
 	Shared, Reserve int
+	// Timeout is how long an upstream exchange may go unanswered before
+	// the guard fails fast (see failfast.go); zero means
+	// protocol.DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Guard is a running guard.
@@ -69,6 +73,8 @@ type Guard struct {
 	closed  bool
 	done    chan struct{}
 	stopped chan struct{} // closed when Close has finished
+
+	link linkState
 }
 
 type upstream struct {
@@ -114,14 +120,16 @@ func Start(cfg Config) (*Guard, error) {
 	if err != nil {
 		return fail(err)
 	}
-	sum := sha256.Sum256(ownerKey.Marshal())
-	g.Owner = hex.EncodeToString(sum[:8])
+	g.Owner = OwnerID(ownerKey)
 
 	g.policy = &policy{self: me, allowExe: map[string]bool{}, owners: map[uint32]bool{}}
 	for _, e := range cfg.AllowExe {
 		g.policy.allowExe[e] = true
 	}
 	g.policy.refresh = func() ([]protocol.Session, error) {
+		if g.link.down.Load() {
+			return nil, errors.New(g.failFastText())
+		}
 		var out []protocol.Session
 		err := g.withShared(func(c *protocol.Client) error {
 			var err error
@@ -162,6 +170,7 @@ func Start(cfg Config) (*Guard, error) {
 	if err := g.listen(ownerKey); err != nil {
 		return fail(err)
 	}
+	g.boundShared()
 	if !cfg.KeepUpstream {
 		if err := os.Remove(cfg.Upstream); err != nil && !errors.Is(err, os.ErrNotExist) {
 			g.Close()
@@ -232,7 +241,7 @@ func (g *Guard) listen(owner ssh.PublicKey) error {
 	if err := privateDir(dir, 0o077); err != nil {
 		return err
 	}
-	g.Path = filepath.Join(dir, "agent.sock")
+	g.Path = StablePath(g.cfg.Dir, g.Owner)
 	if _, err := os.Lstat(g.Path); err == nil {
 		if why := squatter(g.Path, owner); why != "" {
 			fmt.Fprintf(g.cfg.Log, "guard: replacing a squatter at %s: %s\n", g.Path, why)
@@ -300,13 +309,20 @@ func (g *Guard) watchUpstream() {
 			fmt.Fprintf(g.cfg.Log, "guard: the forwarded agent is gone; exiting\n")
 			return
 		}
-		g.watch.SetDeadline(time.Now().Add(frameTimeout))
+		g.watch.SetWriteDeadline(time.Now().Add(frameTimeout))
 		if _, err := g.watch.Write(protocol.SimpleExtension(protocol.ExtStatus)); err != nil {
 			return
 		}
-		if _, err := protocol.ReadFrame(g.watch, protocol.MaxReply); err != nil {
+		// A late answer is waited for (a dead link makes the guard fail
+		// fast meanwhile), not cut short: see failfast.go.
+		g.watch.SetReadDeadline(time.Now().Add(upstreamBound))
+		t := time.AfterFunc(g.timeout(), g.linkSilent)
+		_, err = protocol.ReadFrame(g.watch, protocol.MaxReply)
+		t.Stop()
+		if err != nil {
 			return
 		}
+		g.linkAnswered()
 	}
 }
 
@@ -571,12 +587,11 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		var reply []byte
 		if dedicated != nil {
 			reply, err = dedicated.Call(frame)
+		} else if g.link.down.Load() {
+			// The laptop stopped answering: say so at once.
+			reply = g.failFastReply(frame)[4:]
 		} else {
-			err = g.withShared(func(c *protocol.Client) error {
-				var err error
-				reply, err = c.Call(frame)
-				return err
-			})
+			reply, err = g.callShared(frame)
 		}
 		protocol.Wipe(frame)
 		if err != nil {

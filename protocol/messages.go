@@ -663,6 +663,7 @@ const (
 	CodeDestination  = 6 // destination constraint not satisfied
 	CodeBadRequest   = 7 // malformed or invalid request
 	CodeResource     = 8 // out of locked memory or another resource
+	CodeUnreachable  = 9 // a relay (the guard) cannot reach the agent: the laptop stopped answering
 )
 
 // Failure is an error reply: SSH_AGENT_EXTENSION_FAILURE with a code and a

@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/oauth"
-	"github.com/llm-agent/llm-agent/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -29,6 +28,10 @@ import (
 type Config struct {
 	// Socket is the agent's socket; the proxy dials it once per request.
 	Socket string
+	// Dial, when set, replaces the dial of Socket (a Follower's Dial:
+	// the owner's agent wherever it is now); its errors should say what
+	// was found, in one line.
+	Dial func(ctx context.Context) (net.Conn, error)
 	// Upstreams overrides providers' base URLs by name (--upstream). A
 	// name without a row in the table gets an OpenAI-compatible route.
 	Upstreams map[string]string
@@ -63,6 +66,7 @@ type Proxy struct {
 	routes map[string]*route
 	rp     *httputil.ReverseProxy
 	srv    *http.Server
+	link   linkState
 }
 
 type route struct {
@@ -83,6 +87,7 @@ func New(cfg Config) (*Proxy, error) {
 		cfg.Transport = NewTransport()
 	}
 	p := &Proxy{cfg: cfg, routes: map[string]*route{}}
+	p.link.closed = make(chan struct{})
 	for _, prov := range table() {
 		p.routes[prov.Name] = &route{prov: prov, base: prov.Upstream}
 	}
@@ -193,6 +198,13 @@ func (p *Proxy) Serve(l net.Listener) error {
 func (p *Proxy) Close(grace time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	p.link.mu.Lock()
+	select {
+	case <-p.link.closed:
+	default:
+		close(p.link.closed)
+	}
+	p.link.mu.Unlock()
 	if p.srv.Shutdown(ctx) != nil {
 		p.srv.Close()
 	}
@@ -256,10 +268,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rt.prov.Errors, http.StatusUnauthorized, "llm-agent proxy: this request does not carry the proxy's key; give the tool the key that llm-agent-client proxy set, not a real one")
 		return
 	}
+	if p.link.down.Load() {
+		// The laptop stopped answering: say so at once (failfast.go).
+		msg := p.failFastText()
+		if p.cfg.Log != nil {
+			p.cfg.Log.Printf("%s: %s", name, msg)
+		}
+		writeError(w, rt.prov.Errors, http.StatusServiceUnavailable, msg)
+		return
+	}
 	cred, err := p.fetch(r.Context(), name)
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the tool went away
+		}
+		if errors.Is(err, errTimeout) {
+			p.linkSilent()
 		}
 		status, msg := classify(err, p.cfg.Socket, p.cfg.Timeout)
 		if p.cfg.Log != nil {
@@ -340,9 +364,9 @@ func logPath(rest string) string {
 func (p *Proxy) fetch(ctx context.Context, provider string) (*protocol.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	conn, err := peercred.DialOwned(ctx, p.cfg.Socket) // refuses a socket another user serves
+	conn, err := p.dial(ctx) // refuses a socket another user serves
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		if ctx.Err() == context.DeadlineExceeded || errors.Is(err, errTimeout) {
 			return nil, errTimeout
 		}
 		return nil, &unreachableError{err}
@@ -357,8 +381,11 @@ func (p *Proxy) fetch(ctx context.Context, provider string) (*protocol.Credentia
 		who = p.cfg.Requester()
 	}
 	cred, err := c.Get(provider, who)
-	if err != nil && ctx.Err() == context.DeadlineExceeded {
+	if err != nil && (ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded)) {
 		return nil, errTimeout
+	}
+	if err == nil {
+		p.linkAnswered()
 	}
 	return cred, err
 }
@@ -366,6 +393,7 @@ func (p *Proxy) fetch(ctx context.Context, provider string) (*protocol.Credentia
 type unreachableError struct{ err error }
 
 func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
 
 var errTimeout = errors.New("timeout")
 
@@ -375,11 +403,16 @@ func classify(err error, socket string, timeout time.Duration) (int, string) {
 	var ue *unreachableError
 	var f *protocol.Failure
 	var te *protocol.TransportError
+	var fe *FollowError
 	switch {
+	case errors.As(err, &fe):
+		return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: " + oneLine(fe.Error())
 	case errors.As(err, &ue):
 		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected: cannot reach the agent at %s: %s", socket, protocol.DialReason(ue.err))
 	case errors.Is(err, errTimeout), errors.Is(err, os.ErrDeadlineExceeded):
-		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected, or the agent did not answer within %v", timeout)
+		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected: the laptop did not answer within %v; failing fast until it answers", timeout)
+	case errors.As(err, &f) && f.Code == protocol.CodeUnreachable:
+		return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: " + oneLine(f.Message)
 	case errors.As(err, &f) && f.Code == protocol.CodeLocked:
 		return http.StatusServiceUnavailable, "llm-agent: the agent is locked; its owner can unlock it with llm-agent-client unlock"
 	case errors.As(err, &f):
