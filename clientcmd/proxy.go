@@ -1,6 +1,7 @@
 package clientcmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -96,6 +97,9 @@ func runProxy(e *env, args []string) error {
 	}
 	if pc != nil {
 		cfg.Peer = pc.Check
+		pc.KnowOwnerSessions(func() ([]protocol.Session, error) {
+			return ownerSessions(follow, *timeout)
+		})
 	}
 	cfg.Refused = log.New(e.stderr, "llm-agent-client: proxy: ", log.LstdFlags)
 	if *debug {
@@ -201,6 +205,21 @@ func proxyAgent(e *env) (string, []string, *proxy.Follower, error) {
 		names = append(names, x.Provider)
 	}
 	return socket, names, proxyFollower(e, c, socket), nil
+}
+
+// ownerSessions asks the agent, through the socket the proxy follows,
+// which audit login sessions on this boot are its owner's.
+func ownerSessions(follow *proxy.Follower, timeout time.Duration) ([]protocol.Session, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(timeout, 5*time.Second))
+	defer cancel()
+	nc, err := follow.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := protocol.NewClient(nc)
+	defer c.Close()
+	c.Timeout = min(timeout, 5*time.Second)
+	return c.Guard(&protocol.GuardRequest{Op: protocol.GuardSessions})
 }
 
 // agentRoutes lists the variables of environ that lead the tool of proxy

@@ -166,6 +166,17 @@ func NewLoginPolicy() (*LoginPolicy, error) {
 	return &LoginPolicy{&policy{self: me, allowExe: map[string]bool{}, owners: map[uint32]bool{}}}, nil
 }
 
+// KnowOwnerSessions lets the policy also allow the owner's other logins on
+// this boot, as the guard does: refresh asks the agent which audit
+// sessions guards registered for its owner (at most once a second). A
+// proxy left running after its login ended then serves the owner's next
+// login, whose ssh -L connection comes from a new audit session.
+func (l *LoginPolicy) KnowOwnerSessions(refresh func() ([]protocol.Session, error)) {
+	l.p.mu.Lock()
+	l.p.refresh = refresh
+	l.p.mu.Unlock()
+}
+
 // Allow returns nil when proc, connected with connUID, may use the
 // caller's service, else why not.
 func (l *LoginPolicy) Allow(proc peercred.Process, connUID uint32) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/guard"
 	"github.com/llm-agent/llm-agent/peercred"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // PeerCheck decides whether the process at the other end of a loopback TCP
@@ -44,6 +45,12 @@ func NewPeerCheck() (*PeerCheck, error) {
 		return nil, fmt.Errorf("reading the proxy's own process: %w", err)
 	}
 	return &PeerCheck{uid: uint32(os.Getuid()), pid: me.PID, start: me.StartTime, login: login, procDir: "/proc"}, nil
+}
+
+// KnowOwnerSessions extends the rule to the owner's other logins that the
+// agent knows (see guard.LoginPolicy.KnowOwnerSessions).
+func (pc *PeerCheck) KnowOwnerSessions(refresh func() ([]protocol.Session, error)) {
+	pc.login.KnowOwnerSessions(refresh)
 }
 
 // Check returns nil when the process that opened the connection from

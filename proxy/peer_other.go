@@ -2,6 +2,8 @@
 
 package proxy
 
+import "github.com/llm-agent/llm-agent/protocol"
+
 import "net"
 
 // PeerCheck is Linux-only: elsewhere (a Mac laptop running a tool
@@ -13,3 +15,6 @@ func NewPeerCheck() (*PeerCheck, error) { return nil, nil }
 
 // Check allows every connection.
 func (*PeerCheck) Check(local, remote net.Addr) error { return nil }
+
+// KnowOwnerSessions does nothing: there is no check on this platform.
+func (pc *PeerCheck) KnowOwnerSessions(func() ([]protocol.Session, error)) {}
