@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,6 +97,41 @@ echo "@@after=${SSH_AUTH_SOCK-unset}"
 					vals["rc"], res.Stderr, srv.LogTail(10))
 			}
 			fwdSameSecret(t, "get through the first recipe", vals["get"], token)
+		})
+	}
+}
+
+// TestNotConnectedSaysWhatWasFound: on a real sshd, get without llm-agent
+// forwarded fails with exit 2 and one line that says what the login has:
+// the laptop's plain ssh-agent (ssh -A), or no forwarded agent at all.
+func TestNotConnectedSaysWhatWasFound(t *testing.T) {
+	t.Parallel()
+	r := newFwdRig(t, AgentOptions{})
+	srv := sshtest.Start(t, sshtest.Options{Name: "ncfound"})
+	if res := r.agent.Client(t, fwdToken(t, "sk-ant-nc"), "add", "anthropic"); res.Code != 0 {
+		t.Fatalf("add on the laptop: %+v", res)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *exec.Cmd
+		want *regexp.Regexp
+	}{
+		{"plain ssh-agent forwarded", func() *exec.Cmd {
+			// The user forwarded their ssh-agent (ssh -A), not llm-agent.
+			cmd := srv.SSH(r.user, []string{"-o", "ForwardAgent=yes"}, remoteScript(`"$C" get anthropic`))
+			cmd.Env = append(cmd.Env, "SSH_AUTH_SOCK="+r.live, "LLM_AUTH_SOCK="+r.agent.Sock)
+			return cmd
+		}(), regexp.MustCompile(`^llm-agent-client: get: the owner is not connected: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=\S+ is an ssh-agent without llm-agent's extensions: the laptop forwarded its ssh-agent, not llm-agent \(connect with ssh -o ForwardAgent=\$LLM_AUTH_SOCK\)$`)},
+		{"nothing forwarded", srv.SSH(r.user, nil, remoteScript(`"$C" get anthropic`)),
+			regexp.MustCompile(`^llm-agent-client: get: the owner is not connected: no agent: neither LLM_AUTH_SOCK nor SSH_AUTH_SOCK is set: this login has no forwarded agent \(on the laptop, connect with ssh -o ForwardAgent=\$LLM_AUTH_SOCK, and check AllowAgentForwarding on the server`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := fwdRun(t, tc.cmd, "")
+			msg := strings.TrimSuffix(res.Stderr, "\n")
+			t.Logf("exit %d: %s", res.Code, msg)
+			if res.Code != 2 || res.Stdout != "" || strings.Contains(msg, "\n") || !tc.want.MatchString(msg) {
+				t.Errorf("exit %d, stdout %d bytes, stderr %q; want exit 2 and one line matching %s", res.Code, len(res.Stdout), res.Stderr, tc.want)
+			}
 		})
 	}
 }
