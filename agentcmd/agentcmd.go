@@ -153,13 +153,55 @@ func (o *options) cshStyle() bool {
 	return strings.HasSuffix(os.Getenv("SHELL"), "csh")
 }
 
-func printEnv(w io.Writer, csh bool, sock string, pid int) {
+// printEnv prints the variables for eval. sshSock, when true, adds
+// SSH_AUTH_SOCK=sock: see needSSHAuthSock.
+func printEnv(w io.Writer, csh bool, sock string, pid int, sshSock bool) {
 	if csh {
-		fmt.Fprintf(w, "setenv LLM_AUTH_SOCK %s;\nsetenv LLM_AGENT_PID %d;\n", sock, pid)
+		fmt.Fprintf(w, "setenv LLM_AUTH_SOCK %s;\n", sock)
+		if sshSock {
+			fmt.Fprintf(w, "setenv SSH_AUTH_SOCK %s;\n", sock)
+		}
+		fmt.Fprintf(w, "setenv LLM_AGENT_PID %d;\n", pid)
 	} else {
-		fmt.Fprintf(w, "LLM_AUTH_SOCK=%s; export LLM_AUTH_SOCK;\nLLM_AGENT_PID=%d; export LLM_AGENT_PID;\n", sock, pid)
+		fmt.Fprintf(w, "LLM_AUTH_SOCK=%s; export LLM_AUTH_SOCK;\n", sock)
+		if sshSock {
+			fmt.Fprintf(w, "SSH_AUTH_SOCK=%s; export SSH_AUTH_SOCK;\n", sock)
+		}
+		fmt.Fprintf(w, "LLM_AGENT_PID=%d; export LLM_AGENT_PID;\n", pid)
 	}
 	fmt.Fprintf(w, "echo Agent pid %d;\n", pid)
+}
+
+// needSSHAuthSock says whether to point SSH_AUTH_SOCK at our use socket:
+// when it names no live SSH agent. OpenSSH (9.2) forwards the socket of
+// ForwardAgent=PATH only when its own SSH_AUTH_SOCK reaches an agent, so
+// without one `ssh -o ForwardAgent=$LLM_AUTH_SOCK` would silently forward
+// nothing. The use socket is safe as ssh's agent and to forward: it is
+// use-only, and its SSH-key side is our keyring or --upstream. A live
+// agent (the user's ssh-agent) is left alone.
+func needSSHAuthSock() bool {
+	path := os.Getenv("SSH_AUTH_SOCK")
+	return path == "" || !liveSSHAgent(path, 2*time.Second)
+}
+
+// liveSSHAgent says whether an SSH agent answers at path within timeout:
+// it connects and asks for the identities (SSH_AGENTC_REQUEST_IDENTITIES,
+// which every agent answers, with a list or a failure).
+func liveSSHAgent(path string, timeout time.Duration) bool {
+	c, err := net.DialTimeout("unix", path, timeout)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return false
+	}
+	if _, err := c.Write([]byte{0, 0, 0, 1, protocol.MsgRequestIdentities}); err != nil {
+		return false
+	}
+	var hdr [5]byte
+	_, err = io.ReadFull(c, hdr[:])
+	return err == nil && hdr[4] != 0
 }
 
 func kill(o *options, stdout, stderr io.Writer) int {
@@ -177,10 +219,21 @@ func kill(o *options, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "llm-agent: kill %d: %v\n", pid, err)
 		return 1
 	}
+	// SSH_AUTH_SOCK goes too when it was ours (as ssh-agent -k unsets
+	// its variables); a user's own ssh-agent stays.
+	ours := os.Getenv("SSH_AUTH_SOCK") != "" && os.Getenv("SSH_AUTH_SOCK") == os.Getenv("LLM_AUTH_SOCK")
 	if o.cshStyle() {
-		fmt.Fprint(stdout, "unsetenv LLM_AUTH_SOCK;\nunsetenv LLM_AGENT_PID;\n")
+		fmt.Fprint(stdout, "unsetenv LLM_AUTH_SOCK;\n")
+		if ours {
+			fmt.Fprint(stdout, "unsetenv SSH_AUTH_SOCK;\n")
+		}
+		fmt.Fprint(stdout, "unsetenv LLM_AGENT_PID;\n")
 	} else {
-		fmt.Fprint(stdout, "unset LLM_AUTH_SOCK;\nunset LLM_AGENT_PID;\n")
+		fmt.Fprint(stdout, "unset LLM_AUTH_SOCK;\n")
+		if ours {
+			fmt.Fprint(stdout, "unset SSH_AUTH_SOCK;\n")
+		}
+		fmt.Fprint(stdout, "unset LLM_AGENT_PID;\n")
 	}
 	fmt.Fprintf(stdout, "echo Agent pid %d killed;\n", pid)
 	return 0
@@ -240,7 +293,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 	}
 
 	if o.fg || o.debug {
-		printEnv(stdout, o.cshStyle(), sock, os.Getpid())
+		printEnv(stdout, o.cshStyle(), sock, os.Getpid(), needSSHAuthSock())
 		if f, ok := stdout.(*os.File); ok {
 			f.Sync()
 		}
@@ -255,11 +308,12 @@ func start(o *options, stdout, stderr io.Writer) int {
 	}
 	l.Close() // the daemon holds its own copies
 	admin.Close()
+	sshSock := needSSHAuthSock()
 	if len(o.command) == 0 {
-		printEnv(stdout, o.cshStyle(), sock, pid)
+		printEnv(stdout, o.cshStyle(), sock, pid, sshSock)
 		return 0
 	}
-	return runCommand(o.command, sock, pid, stderr)
+	return runCommand(o.command, sock, pid, sshSock, stderr)
 }
 
 // spawn re-executes this program as the daemon: a new session, cwd /,
@@ -366,11 +420,14 @@ func openAudit(path string) (*os.File, error) {
 
 // runCommand runs the user's command with the agent's variables set, and
 // stops the agent when the command exits, returning its status.
-func runCommand(argv []string, sock string, pid int, stderr io.Writer) int {
+func runCommand(argv []string, sock string, pid int, sshSock bool, stderr io.Writer) int {
 	defer syscall.Kill(pid, syscall.SIGTERM)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(os.Environ(), "LLM_AUTH_SOCK="+sock, "LLM_AGENT_PID="+strconv.Itoa(pid))
+	if sshSock {
+		cmd.Env = append(cmd.Env, "SSH_AUTH_SOCK="+sock)
+	}
 	// Let the command, not us, react to the terminal's signals.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
 	if err := cmd.Run(); err != nil {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -92,7 +94,14 @@ func run(e *env, args []string) int {
 		switch {
 		case errors.As(err, &q) || errors.Is(err, silentFailure{}):
 		case errors.As(err, &te):
-			fmt.Fprintf(e.stderr, "llm-agent-client: %s: %v (the agent hung up or stopped answering: is it running, is it yours, and is its owner still connected?)\n", c.name, oneLine(err))
+			// The connection broke mid-request: say what happened to it.
+			name, path := agentPath(e)
+			timeout, _ := agentTimeout(e)
+			err := unreachable(name, path, te, timeout)
+			if c.name == "get" || c.name == "exec" || c.name == "proxy" {
+				err = ownerNotConnected(err) // the server's tools' words
+			}
+			fmt.Fprintf(e.stderr, "llm-agent-client: %s: %v\n", c.name, oneLine(err))
 		default:
 			fmt.Fprintf(e.stderr, "llm-agent-client: %s: %v\n", c.name, oneLine(err))
 		}
@@ -156,8 +165,9 @@ func flagSet(e *env, name, args string) *pflag.FlagSet {
 
 // connect finds the agent: LLM_AUTH_SOCK, else SSH_AUTH_SOCK when the agent
 // there answers the llm-agent extensions (a socket forwarded with
-// ForwardAgent). Failures to reach it are noAgentErrors. The connect and
-// every exchange on the client are bounded by LLM_AGENT_TIMEOUT.
+// ForwardAgent). Failures to reach it are noAgentErrors that say what was
+// found (see unreachable). The connect and every exchange on the client are
+// bounded by LLM_AGENT_TIMEOUT.
 func connect(e *env) (*protocol.Client, error) {
 	timeout, err := agentTimeout(e)
 	if err != nil {
@@ -165,43 +175,83 @@ func connect(e *env) (*protocol.Client, error) {
 	}
 	if path := e.getenv("LLM_AUTH_SOCK"); path != "" {
 		c, err := dialAgent(path, timeout)
-		if errors.As(err, new(*noAgentError)) {
-			return nil, err
-		}
 		if err != nil {
-			return nil, &noAgentError{fmt.Errorf("cannot reach the agent at LLM_AUTH_SOCK=%s: %v (is the agent running, and is its owner connected?)", path, protocol.DialReason(err))}
+			return nil, unreachable("LLM_AUTH_SOCK", path, err, timeout)
 		}
 		return c, nil
 	}
 	path := e.getenv("SSH_AUTH_SOCK")
 	if path == "" {
-		return nil, &noAgentError{errors.New("no agent: LLM_AUTH_SOCK is not set (start one with: eval \"$(llm-agent)\", or connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
+		return nil, &noAgentError{errors.New(noVarsMessage)}
 	}
 	c, err := dialAgent(path, timeout)
-	if errors.As(err, new(*noAgentError)) {
-		return nil, err
-	}
 	if err != nil {
-		return nil, &noAgentError{fmt.Errorf("no agent: LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s cannot be reached: %v", path, protocol.DialReason(err))}
+		return nil, unreachable("SSH_AUTH_SOCK", path, err, timeout)
 	}
 	// A plain ssh-agent answers SSH_AGENT_FAILURE to an unknown extension.
 	if _, err := c.Status(); err != nil {
 		c.Close()
 		var te *protocol.TransportError
 		if errors.As(err, &te) {
-			return nil, &noAgentError{fmt.Errorf("the agent at SSH_AUTH_SOCK=%s did not answer: %w", path, err)}
+			return nil, unreachable("SSH_AUTH_SOCK", path, err, timeout)
 		}
 		return nil, &noAgentError{&plainAgentError{path}}
 	}
 	return c, nil
 }
 
+// noVarsMessage: neither variable is set. On a server that means ssh
+// forwarded nothing; on the laptop, that no agent was started here.
+const noVarsMessage = `no agent: neither LLM_AUTH_SOCK nor SSH_AUTH_SOCK is set: this login has no forwarded agent (on the laptop, connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK, and check AllowAgentForwarding on the server; to run an agent here: eval "$(llm-agent)")`
+
 // plainAgentError: SSH_AUTH_SOCK is an SSH agent that does not speak the
 // llm-agent extensions.
 type plainAgentError struct{ path string }
 
 func (e *plainAgentError) Error() string {
-	return fmt.Sprintf("no agent: LLM_AUTH_SOCK is not set and the agent at SSH_AUTH_SOCK=%s is not an llm-agent", e.path)
+	return fmt.Sprintf("LLM_AUTH_SOCK is not set and SSH_AUTH_SOCK=%s is an ssh-agent without llm-agent's extensions: the laptop forwarded its ssh-agent, not llm-agent (connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)", e.path)
+}
+
+// unreachable turns a failure to dial, or to hear from, the agent at
+// name=path into a noAgentError whose one line says what was found: no
+// socket, a stale one, another user's, no answer within the time-out, or a
+// hang-up.
+func unreachable(name, path string, err error, timeout time.Duration) error {
+	var na *noAgentError
+	var owe *peercred.OwnerError
+	switch {
+	case errors.As(err, &na):
+		return err
+	case errors.As(err, &owe):
+		return &noAgentError{owe}
+	}
+	at := name + "=" + path
+	var ne net.Error
+	var msg string
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		msg = at + " does not exist: the ssh session that forwarded it has ended, or the agent stopped (reconnect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		msg = "nothing is listening at " + at + " (a stale socket): the ssh session or the agent that served it has ended (reconnect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)"
+	case errors.Is(err, os.ErrPermission):
+		msg = at + ": permission denied: the socket is not yours to use"
+	case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		msg = fmt.Sprintf("the agent at %s did not answer within %v: the laptop may be asleep or the network gone (LLM_AGENT_TIMEOUT sets how long to wait)", at, timeout)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, protocol.ErrHungUp) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE):
+		msg = "the agent at " + at + " hung up: the laptop disconnected or its agent stopped"
+	default:
+		msg = fmt.Sprintf("cannot reach the agent at %s: %v", at, protocol.DialReason(err))
+	}
+	return &noAgentError{errors.New(msg)}
+}
+
+// agentPath is the variable and socket a client uses: LLM_AUTH_SOCK, else
+// SSH_AUTH_SOCK.
+func agentPath(e *env) (string, string) {
+	if p := e.getenv("LLM_AUTH_SOCK"); p != "" {
+		return "LLM_AUTH_SOCK", p
+	}
+	return "SSH_AUTH_SOCK", e.getenv("SSH_AUTH_SOCK")
 }
 
 // dialAgent connects to the agent's admin socket beside path when there

@@ -111,7 +111,7 @@ func guardUpstream(e *env, dir string) (string, bool, error) {
 		path, viaSSH = e.getenv("SSH_AUTH_SOCK"), true
 	}
 	if path == "" {
-		return "", false, &noAgentError{errors.New("no forwarded agent: neither LLM_AUTH_SOCK nor SSH_AUTH_SOCK is set (connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK)")}
+		return "", false, &noAgentError{errors.New("no forwarded agent: neither LLM_AUTH_SOCK nor SSH_AUTH_SOCK is set (on the laptop, connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK, and check AllowAgentForwarding on the server)")}
 	}
 	if abs, err := filepath.Abs(path); err == nil && strings.HasPrefix(abs, filepath.Clean(dir)+string(filepath.Separator)) {
 		return "", false, errors.New("this shell already uses a guard (LLM_AUTH_SOCK points into " + dir + ")")

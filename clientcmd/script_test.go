@@ -99,8 +99,8 @@ func cmdNonl(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 var (
-	shLine  = regexp.MustCompile(`^(LLM_AUTH_SOCK|LLM_AGENT_PID)=([^;]+); export (LLM_AUTH_SOCK|LLM_AGENT_PID);$`)
-	cshLine = regexp.MustCompile(`^setenv (LLM_AUTH_SOCK|LLM_AGENT_PID) ([^;]+);$`)
+	shLine  = regexp.MustCompile(`^(LLM_AUTH_SOCK|SSH_AUTH_SOCK|LLM_AGENT_PID)=([^;]+); export (LLM_AUTH_SOCK|SSH_AUTH_SOCK|LLM_AGENT_PID);$`)
+	cshLine = regexp.MustCompile(`^setenv (LLM_AUTH_SOCK|SSH_AUTH_SOCK|LLM_AGENT_PID) ([^;]+);$`)
 	echoPID = regexp.MustCompile(`^echo Agent pid ([0-9]+);$`)
 )
 
@@ -134,6 +134,13 @@ func cmdEvalAgent(ts *testscript.TestScript, neg bool, args []string) {
 	pid, err := strconv.Atoi(pidStr)
 	if err != nil || pid < 2 {
 		ts.Fatalf("bad pid %q", pidStr)
+	}
+	// SSH_AUTH_SOCK, when printed, is the use socket (no live ssh-agent).
+	if ssh, ok := vars["SSH_AUTH_SOCK"]; ok {
+		if ssh != sock {
+			ts.Fatalf("SSH_AUTH_SOCK=%s is not LLM_AUTH_SOCK=%s", ssh, sock)
+		}
+		ts.Setenv("SSH_AUTH_SOCK", ssh)
 	}
 	ts.Setenv("LLM_AUTH_SOCK", sock)
 	ts.Setenv("LLM_AGENT_PID", pidStr)

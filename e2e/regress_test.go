@@ -683,9 +683,15 @@ func TestDaemonEvalAndKill(t *testing.T) {
 				t.Fatalf("llm-agent %s: exit %d, stderr %q", c.flag, r.Code, r.Stderr)
 			}
 			lines := strings.Split(strings.TrimSuffix(r.Stdout, "\n"), "\n")
-			if len(lines) != 3 || !strings.HasSuffix(r.Stdout, "\n") {
-				t.Fatalf("llm-agent %s printed %q; want three lines", c.flag, r.Stdout)
+			if len(lines) != 4 || !strings.HasSuffix(r.Stdout, "\n") {
+				t.Fatalf("llm-agent %s printed %q; want four lines", c.flag, r.Stdout)
 			}
+			// No SSH_AUTH_SOCK here, so llm-agent sets it to its use socket
+			// on line 2, in ssh-agent's own form for it; the other three
+			// lines are ssh-agent's.
+			sshLine := lines[1]
+			lines = append(lines[:1], lines[2:]...)
+			eval3 := strings.Join(lines, "\n") + "\n"
 			var m [3][]string
 			for i, re := range c.lines {
 				if m[i] = re.FindStringSubmatch(lines[i]); m[i] == nil {
@@ -698,8 +704,12 @@ func TestDaemonEvalAndKill(t *testing.T) {
 			if m[2][1] != m[1][1] {
 				t.Errorf("two pids: %s and %s", m[1][1], m[2][1])
 			}
-			if normEval(r.Stdout) != normEval(ref.Stdout) {
+			if normEval(eval3) != normEval(ref.Stdout) {
 				t.Errorf("not in ssh-agent's form:\n  ssh-agent: %q\n  llm-agent: %q", ref.Stdout, r.Stdout)
+			}
+			refSSH := strings.SplitN(ref.Stdout, "\n", 2)[0]
+			if wantSSH := regexp.MustCompile(`/\S+/agent\.\d+`).ReplaceAllLiteralString(refSSH, sock); sshLine != wantSSH {
+				t.Errorf("SSH_AUTH_SOCK line %q, want %q (ssh-agent's first line with our socket)", sshLine, wantSSH)
 			}
 			if r.Stderr != "" {
 				t.Errorf("llm-agent %s wrote to stderr: %q", c.flag, r.Stderr)

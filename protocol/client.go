@@ -64,6 +64,10 @@ type TransportError struct {
 	Err error
 }
 
+// ErrHungUp is a TransportError's cause when the agent closed the
+// connection before it replied.
+var ErrHungUp = errors.New("the agent closed the connection")
+
 func (e *TransportError) Error() string { return fmt.Sprintf("%s: %v", e.Op, e.Err) }
 func (e *TransportError) Unwrap() error { return e.Err }
 
@@ -88,7 +92,7 @@ func (c *Client) roundTripNoWipe(req []byte) ([]byte, error) {
 	body, err := ReadFrame(c.conn, MaxReply)
 	if err != nil {
 		if err == io.EOF {
-			err = errors.New("the agent closed the connection")
+			err = ErrHungUp
 		}
 		return nil, &TransportError{"reading reply", err}
 	}
