@@ -209,3 +209,71 @@ func TestRevocationsUnknown(t *testing.T) {
 		t.Fatalf("%v, want a destination refusal naming known_hosts", err)
 	}
 }
+
+// TestGuardSessionsPerHost: a guard session registered through one host's
+// relay is shown only to connections that came the same verified way.
+// Before, anyone holding a relay on host A could register, for host B's
+// boot id (world-readable on B), a co-tenant's login on B, whom B's guard
+// then served: -h B credentials included.
+func TestGuardSessionsPerHost(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	hostA, hostB := newHostKey(t), newHostKey(t)
+	useBound := func(hosts ...hostKey) *protocol.Client {
+		c := ta.useRaw(t)
+		for _, h := range hosts {
+			if !bind(t, c, h.bindFrame(t, true)) {
+				t.Fatal("valid session-bind refused")
+			}
+		}
+		return newClient(c)
+	}
+	register := func(c *protocol.Client, id uint32) error {
+		_, err := c.Guard(&protocol.GuardRequest{Op: protocol.GuardRegister, Session: protocol.Session{BootID: "boot-of-B", SessionID: id}})
+		return err
+	}
+	sessionsOf := func(c *protocol.Client) []uint32 {
+		list, err := c.Guard(&protocol.GuardRequest{Op: protocol.GuardSessions})
+		if err != nil {
+			t.Fatalf("sessions: %v", err)
+		}
+		var ids []uint32
+		for _, s := range list {
+			ids = append(ids, s.SessionID)
+		}
+		return ids
+	}
+	// Root on A (or a co-tenant there) through A's relay; and A's relay
+	// appending a bind it collected from B.
+	if err := register(useBound(hostA), 666); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(useBound(hostA, hostB), 667); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(useBound(), 668); err != nil { // unbound (ssh -R)
+		t.Fatal(err)
+	}
+	// The guard on B, reached with ForwardAgent.
+	if err := register(useBound(hostB), 7); err != nil {
+		t.Fatal(err)
+	}
+	if got := sessionsOf(useBound(hostB)); len(got) != 1 || got[0] != 7 {
+		t.Errorf("B's guard sees sessions %v, want only [7]", got)
+	}
+	if got := sessionsOf(useBound(hostA)); len(got) != 1 || got[0] != 666 {
+		t.Errorf("A sees sessions %v, want only [666]", got)
+	}
+	// A connection whose bind failed has no known host: no register.
+	c := ta.useRaw(t)
+	f := hostB.bindFrame(t, true)
+	f[len(f)-2] ^= 1
+	if bind(t, c, f) {
+		t.Fatal("bad bind accepted")
+	}
+	if err := register(newClient(c), 9); failureCode(err) != protocol.CodeNotPermitted {
+		t.Errorf("register after a failed bind: %v, want not permitted", err)
+	}
+	if got := sessionsOf(useBound(hostB)); len(got) != 1 {
+		t.Errorf("B's guard sees sessions %v after a refused register", got)
+	}
+}
