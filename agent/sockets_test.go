@@ -277,3 +277,58 @@ func TestGuardSessionsPerHost(t *testing.T) {
 		t.Errorf("B's guard sees sessions %v after a refused register", got)
 	}
 }
+
+// TestAuditFloodFromRelay: whatever relays LLM_AUTH_SOCK may send denied
+// requests in a loop, each with 4 KiB of self-reported exe, argv0, cwd
+// and hostname. Before, every one became an audit line of ~16 KiB on the
+// laptop (about 60 MB/s from one connection): the remote side could fill
+// the laptop's disk, after which no audit record is written. Now the
+// reported strings are cut and use-only connections share a rate limit,
+// with what was not logged counted in an audit-suppressed line; the admin
+// socket is not limited.
+func TestAuditFloodFromRelay(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	big := strings.Repeat("A", 4000)
+	req := &protocol.Requester{Exe: big, Argv0: big, Cwd: big, Hostname: big}
+	use := newClient(ta.useRaw(t))
+	const n = 3000
+	for i := 0; i < n; i++ {
+		if _, err := use.Get("no-such-provider", req); failureCode(err) != protocol.CodeNotFound {
+			t.Fatalf("get %d: %v", i, err)
+		}
+	}
+	admin := ta.client(t)
+	for i := 0; i < 600; i++ {
+		admin.Get("no-such-provider", nil)
+	}
+	log := ta.audit.String()
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	var useLines, adminLines, summary int
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, `"op":"audit-suppressed"`):
+			summary++
+			if !strings.Contains(l, "get deny") {
+				t.Errorf("summary line does not count the denied gets: %s", l)
+			}
+		case strings.Contains(l, `"via":"use"`):
+			useLines++
+		case strings.Contains(l, `"via":"admin"`):
+			adminLines++
+		}
+		if len(l) > 4096 {
+			t.Errorf("an audit line of %d bytes", len(l))
+			break
+		}
+	}
+	t.Logf("%d denied gets on the use socket: %d audit lines, %d summaries; %d bytes of log", n, useLines, summary, len(log))
+	if useLines >= n/2 {
+		t.Errorf("%d of %d denied gets on the use socket logged one line each: no limit", useLines, n)
+	}
+	if summary == 0 {
+		t.Errorf("no audit-suppressed line after a flood")
+	}
+	if adminLines < 600 {
+		t.Errorf("admin socket: %d of 600 events logged; it must not be limited", adminLines)
+	}
+}
