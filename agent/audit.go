@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -18,7 +21,26 @@ type AuditLog struct {
 	w  io.Writer // nil: no audit file
 	// debug, when set, gets a readable copy of every event (-d).
 	debug io.Writer
+
+	// The events of use-only connections (whatever a relay sends) share
+	// a token bucket, so that a remote side cannot fill the laptop's disk
+	// through the audit log; what the bucket refuses is counted, by op
+	// and decision, and written as one audit-suppressed line later.
+	tokens     float64
+	refilled   time.Time
+	suppressed map[string]int
+	summarized time.Time // the last audit-suppressed line, at most one a second
 }
+
+const (
+	// useOnlyRate and useOnlyBurst bound the audit lines per second that
+	// use-only connections can cause, all together.
+	useOnlyRate  = 20
+	useOnlyBurst = 500
+	// maxReported is how much of each remote-reported string (exe, argv0,
+	// cwd, hostname) an audit line keeps.
+	maxReported = 256
+)
 
 // OpenAuditLog opens (creating with mode 0600, appending) the audit file.
 // An existing file readable by others is refused rather than written to.
@@ -74,22 +96,110 @@ type Event struct {
 	Remote *protocol.Requester `json:"remote_reported,omitempty"`
 }
 
-// Log writes e, stamping the time.
+// Log writes e, stamping the time. Events of use-only connections are
+// rate limited (see AuditLog).
 func (a *AuditLog) Log(e Event) {
 	if a == nil || (a.w == nil && a.debug == nil) {
 		return
 	}
-	e.Time = time.Now().UTC().Format(time.RFC3339Nano)
+	now := time.Now()
+	if e.Remote != nil {
+		r := *e.Remote
+		r.Exe, r.Argv0, r.Cwd, r.Hostname = cutReported(r.Exe), cutReported(r.Argv0), cutReported(r.Cwd), cutReported(r.Hostname)
+		e.Remote = &r
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	limited := e.Via != "" && (e.Via != ViaAdmin || e.Forwarded)
+	if limited || len(a.suppressed) > 0 {
+		a.refillLocked(now)
+	}
+	if len(a.suppressed) > 0 && a.tokens >= 1 && now.Sub(a.summarized) >= time.Second {
+		a.summaryLocked(now)
+	}
+	if limited {
+		if a.tokens < 1 {
+			if a.suppressed == nil {
+				a.suppressed = map[string]int{}
+			}
+			a.suppressed[e.Op+" "+e.Decision]++
+			return
+		}
+		a.tokens--
+	}
+	a.writeLocked(e, now)
+}
+
+// Flush writes the count of suppressed events, if any, once the bucket
+// allows a line; the agent calls it every second.
+func (a *AuditLog) Flush() {
+	if a == nil {
+		return
+	}
+	now := time.Now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.suppressed) == 0 {
+		return
+	}
+	a.refillLocked(now)
+	if a.tokens >= 1 && now.Sub(a.summarized) >= time.Second {
+		a.summaryLocked(now)
+	}
+}
+
+func (a *AuditLog) refillLocked(now time.Time) {
+	if a.refilled.IsZero() {
+		a.tokens = useOnlyBurst
+	} else {
+		a.tokens = min(useOnlyBurst, a.tokens+now.Sub(a.refilled).Seconds()*useOnlyRate)
+	}
+	a.refilled = now
+}
+
+// summaryLocked writes one line counting the suppressed events, and
+// spends a token on it.
+func (a *AuditLog) summaryLocked(now time.Time) {
+	keys := make([]string, 0, len(a.suppressed))
+	n := 0
+	for k, c := range a.suppressed {
+		keys = append(keys, k)
+		n += c
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d events of use-only connections not logged (more than %d a second):", n, useOnlyRate)
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s %d;", k, a.suppressed[k])
+	}
+	a.suppressed = nil
+	a.summarized = now
+	a.tokens--
+	a.writeLocked(Event{Op: "audit-suppressed", Decision: "error", Reason: strings.TrimSuffix(b.String(), ";")}, now)
+}
+
+func (a *AuditLog) writeLocked(e Event, now time.Time) {
+	e.Time = now.UTC().Format(time.RFC3339Nano)
 	line, err := json.Marshal(e)
 	if err != nil {
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.w != nil {
 		a.w.Write(append(line, '\n'))
 	}
 	if a.debug != nil {
 		fmt.Fprintf(a.debug, "audit: %s\n", line)
 	}
+}
+
+// cutReported keeps the first maxReported bytes of s (whole runes).
+func cutReported(s string) string {
+	if len(s) <= maxReported {
+		return s
+	}
+	cut := maxReported
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...[cut: %d bytes in all]", len(s))
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"container/list"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -485,15 +486,45 @@ func (c *conn) guard(payload []byte) error {
 	}
 	switch req.Op {
 	case protocol.GuardRegister:
-		c.a.sessions.register(req.Session)
+		if c.bindFailed {
+			reason := "a session-bind on this connection failed, so its host is unknown"
+			c.audit(c.event("guard-register", "", "deny", reason))
+			return c.fail(protocol.CodeNotPermitted, reason)
+		}
+		c.a.sessions.register(c.sessionScope(), req.Session)
 		c.audit(c.event("guard-register", "", "allow", fmt.Sprintf("boot %s session %d (reported by the guard)", req.Session.BootID, req.Session.SessionID)))
 		return c.send(protocol.SuccessFrame())
 	case protocol.GuardSessions:
-		return c.send(protocol.MarshalSessionsReply(c.a.sessions.all()))
+		if c.bindFailed {
+			return c.send(protocol.MarshalSessionsReply(nil))
+		}
+		return c.send(protocol.MarshalSessionsReply(c.a.sessions.all(c.sessionScope())))
 	default: // GuardRefused
 		c.audit(c.event("guard-refused", "", "deny", req.Text+" (reported by the guard)"))
 		return c.send(protocol.SuccessFrame())
 	}
+}
+
+// sessionScope names what the agent knows of where the connection comes
+// from, for guard sessions: the socket and the verified host path (every
+// hop's key and whether it was a forwarding bind). A guard on host B,
+// reached with ForwardAgent, registers and reads under "B"; a relay on
+// another host A can only add hops after A's, never stand for B alone.
+// Unbound forwarded connections (ssh -R, or a relay that sent no bind)
+// share one scope, as they share everything else.
+func (c *conn) sessionScope() string {
+	h := sha256.New()
+	io.WriteString(h, c.via)
+	for _, hp := range c.hops {
+		var n [5]byte
+		binary.BigEndian.PutUint32(n[:4], uint32(len(hp.blob)))
+		if hp.forwarding {
+			n[4] = 1
+		}
+		h.Write(n[:])
+		h.Write(hp.blob)
+	}
+	return string(h.Sum(nil))
 }
 
 // destinationOK applies a credential's destination constraint, with

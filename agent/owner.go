@@ -64,28 +64,45 @@ const maxSessions = 256
 // a later guard on the same host also serves processes of earlier logins
 // (a tool left running in tmux). The laptop keeps the list because the
 // server's disk and memory are shared with the co-tenants it guards
-// against.
+// against. Each session is kept under the scope of the connection that
+// registered it (its verified host path, see conn.sessionScope) and only
+// shown to connections of the same scope: otherwise whoever holds a relay
+// on one host could register, for another host's boot id (readable by
+// every user there), the session of a co-tenant of that host, whom the
+// guard there would then serve.
 type sessions struct {
 	mu   sync.Mutex
-	list []protocol.Session // oldest first
+	list []scopedSession // oldest first
 }
 
-func (s *sessions) register(x protocol.Session) {
+type scopedSession struct {
+	scope string
+	s     protocol.Session
+}
+
+func (s *sessions) register(scope string, x protocol.Session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, y := range s.list {
-		if y == x {
+		if y.scope == scope && y.s == x {
 			return
 		}
 	}
 	if len(s.list) >= maxSessions {
 		s.list = s.list[1:]
 	}
-	s.list = append(s.list, x)
+	s.list = append(s.list, scopedSession{scope, x})
 }
 
-func (s *sessions) all() []protocol.Session {
+// all returns the sessions registered under scope.
+func (s *sessions) all(scope string) []protocol.Session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]protocol.Session(nil), s.list...)
+	var out []protocol.Session
+	for _, y := range s.list {
+		if y.scope == scope {
+			out = append(out, y.s)
+		}
+	}
+	return out
 }

@@ -334,6 +334,7 @@ func (a *Agent) reap() {
 		case <-a.done:
 			return
 		case <-t.C:
+			a.cfg.Audit.Flush()
 			for _, p := range a.store.expire(a.cfg.Now()) {
 				a.cfg.Audit.Log(Event{Op: "expire", Provider: p, Decision: "allow", Reason: "lifetime over"})
 			}

@@ -209,3 +209,126 @@ func TestRevocationsUnknown(t *testing.T) {
 		t.Fatalf("%v, want a destination refusal naming known_hosts", err)
 	}
 }
+
+// TestGuardSessionsPerHost: a guard session registered through one host's
+// relay is shown only to connections that came the same verified way.
+// Before, anyone holding a relay on host A could register, for host B's
+// boot id (world-readable on B), a co-tenant's login on B, whom B's guard
+// then served: -h B credentials included.
+func TestGuardSessionsPerHost(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	hostA, hostB := newHostKey(t), newHostKey(t)
+	useBound := func(hosts ...hostKey) *protocol.Client {
+		c := ta.useRaw(t)
+		for _, h := range hosts {
+			if !bind(t, c, h.bindFrame(t, true)) {
+				t.Fatal("valid session-bind refused")
+			}
+		}
+		return newClient(c)
+	}
+	register := func(c *protocol.Client, id uint32) error {
+		_, err := c.Guard(&protocol.GuardRequest{Op: protocol.GuardRegister, Session: protocol.Session{BootID: "boot-of-B", SessionID: id}})
+		return err
+	}
+	sessionsOf := func(c *protocol.Client) []uint32 {
+		list, err := c.Guard(&protocol.GuardRequest{Op: protocol.GuardSessions})
+		if err != nil {
+			t.Fatalf("sessions: %v", err)
+		}
+		var ids []uint32
+		for _, s := range list {
+			ids = append(ids, s.SessionID)
+		}
+		return ids
+	}
+	// Root on A (or a co-tenant there) through A's relay; and A's relay
+	// appending a bind it collected from B.
+	if err := register(useBound(hostA), 666); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(useBound(hostA, hostB), 667); err != nil {
+		t.Fatal(err)
+	}
+	if err := register(useBound(), 668); err != nil { // unbound (ssh -R)
+		t.Fatal(err)
+	}
+	// The guard on B, reached with ForwardAgent.
+	if err := register(useBound(hostB), 7); err != nil {
+		t.Fatal(err)
+	}
+	if got := sessionsOf(useBound(hostB)); len(got) != 1 || got[0] != 7 {
+		t.Errorf("B's guard sees sessions %v, want only [7]", got)
+	}
+	if got := sessionsOf(useBound(hostA)); len(got) != 1 || got[0] != 666 {
+		t.Errorf("A sees sessions %v, want only [666]", got)
+	}
+	// A connection whose bind failed has no known host: no register.
+	c := ta.useRaw(t)
+	f := hostB.bindFrame(t, true)
+	f[len(f)-2] ^= 1
+	if bind(t, c, f) {
+		t.Fatal("bad bind accepted")
+	}
+	if err := register(newClient(c), 9); failureCode(err) != protocol.CodeNotPermitted {
+		t.Errorf("register after a failed bind: %v, want not permitted", err)
+	}
+	if got := sessionsOf(useBound(hostB)); len(got) != 1 {
+		t.Errorf("B's guard sees sessions %v after a refused register", got)
+	}
+}
+
+// TestAuditFloodFromRelay: whatever relays LLM_AUTH_SOCK may send denied
+// requests in a loop, each with 4 KiB of self-reported exe, argv0, cwd
+// and hostname. Before, every one became an audit line of ~16 KiB on the
+// laptop (about 60 MB/s from one connection): the remote side could fill
+// the laptop's disk, after which no audit record is written. Now the
+// reported strings are cut and use-only connections share a rate limit,
+// with what was not logged counted in an audit-suppressed line; the admin
+// socket is not limited.
+func TestAuditFloodFromRelay(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	big := strings.Repeat("A", 4000)
+	req := &protocol.Requester{Exe: big, Argv0: big, Cwd: big, Hostname: big}
+	use := newClient(ta.useRaw(t))
+	const n = 3000
+	for i := 0; i < n; i++ {
+		if _, err := use.Get("no-such-provider", req); failureCode(err) != protocol.CodeNotFound {
+			t.Fatalf("get %d: %v", i, err)
+		}
+	}
+	admin := ta.client(t)
+	for i := 0; i < 600; i++ {
+		admin.Get("no-such-provider", nil)
+	}
+	log := ta.audit.String()
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	var useLines, adminLines, summary int
+	for _, l := range lines {
+		switch {
+		case strings.Contains(l, `"op":"audit-suppressed"`):
+			summary++
+			if !strings.Contains(l, "get deny") {
+				t.Errorf("summary line does not count the denied gets: %s", l)
+			}
+		case strings.Contains(l, `"via":"use"`):
+			useLines++
+		case strings.Contains(l, `"via":"admin"`):
+			adminLines++
+		}
+		if len(l) > 4096 {
+			t.Errorf("an audit line of %d bytes", len(l))
+			break
+		}
+	}
+	t.Logf("%d denied gets on the use socket: %d audit lines, %d summaries; %d bytes of log", n, useLines, summary, len(log))
+	if useLines >= n/2 {
+		t.Errorf("%d of %d denied gets on the use socket logged one line each: no limit", useLines, n)
+	}
+	if summary == 0 {
+		t.Errorf("no audit-suppressed line after a flood")
+	}
+	if adminLines < 600 {
+		t.Errorf("admin socket: %d of 600 events logged; it must not be limited", adminLines)
+	}
+}

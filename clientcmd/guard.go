@@ -113,8 +113,11 @@ func guardUpstream(e *env, dir string) (string, bool, error) {
 	if path == "" {
 		return "", false, &noAgentError{errors.New("no forwarded agent: neither LLM_AUTH_SOCK nor SSH_AUTH_SOCK is set (on the laptop, connect with ssh -o ForwardAgent=$LLM_AUTH_SOCK, and check AllowAgentForwarding on the server)")}
 	}
-	if abs, err := filepath.Abs(path); err == nil && strings.HasPrefix(abs, filepath.Clean(dir)+string(filepath.Separator)) {
-		return "", false, errors.New("this shell already uses a guard (LLM_AUTH_SOCK points into " + dir + ")")
+	// A guard's stable path is <dir>/<owner>/agent.sock; anything else
+	// under dir (the README's -R recipe forwards to ~/.llm-agent/sock,
+	// inside the default dir) is a forwarded socket to guard.
+	if abs, err := filepath.Abs(path); err == nil && filepath.Base(abs) == "agent.sock" && filepath.Dir(filepath.Dir(abs)) == filepath.Clean(dir) {
+		return "", false, errors.New("this shell already uses a guard (LLM_AUTH_SOCK is a guard's socket in " + dir + ")")
 	}
 	c, err := connect(e)
 	if errors.As(err, new(*plainAgentError)) {
