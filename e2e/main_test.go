@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"syscall"
 	"testing"
 
 	"github.com/llm-agent/llm-agent/agenttest"
@@ -18,6 +19,12 @@ var bins struct {
 var built agenttest.Bins
 
 func TestMain(m *testing.M) {
+	// The tests stand for a user at a terminal: a session whose leader is
+	// alive, as a login has. CI may run them in a session whose leader has
+	// exited; without audit session ids the proxy's and guard's rule
+	// (descent from the session leader) would then rightly refuse every
+	// process. Lead a session of our own (fails harmlessly if we already do).
+	syscall.Setsid()
 	b, err := agenttest.Build("..")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
