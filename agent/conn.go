@@ -68,12 +68,21 @@ func viaReason(via string) string {
 }
 
 // classify sets the connection's rights from the socket it came in on.
-// Nothing about the peer (its executable's name, its pid) changes them:
-// unknown means use-only.
+// Nothing about the peer's name or pid changes them: unknown means
+// use-only. The one exception is positive: a peer the kernel shows running
+// the local ssh-add itself (see manager).
 func (c *conn) classify(via string) {
 	c.via = via
 	c.why = viaReason(via)
 	c.forwarded = via != ViaAdmin
+}
+
+// manager gives a use-socket connection management rights because its
+// peer is positively the laptop's own ssh-add (path), identified by the
+// kernel by device and inode; see sshAddIDs. Called before serve.
+func (c *conn) manager(path string) {
+	c.forwarded = false
+	c.why = "connection on LLM_AUTH_SOCK from ssh-add (" + path + "), identified by its executable's device and inode: a management client that relays nothing"
 }
 
 // refusal is the one-line answer to a management request on a use-only

@@ -77,6 +77,8 @@ type Agent struct {
 	oauth      *refresher
 	sessions   sessions
 	names      *hostNames
+	// sshAdd identifies the local ssh-add programs (see sshAddIDs).
+	sshAdd map[fileID]string
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
@@ -122,6 +124,7 @@ func New(cfg Config) *Agent {
 		conns:   make(map[*conn]struct{}),
 		idle:    list.New(),
 		names:   newHostNames(cfg.KnownHosts),
+		sshAdd:  sshAddIDs(),
 		done:    make(chan struct{}),
 	}
 	a.oauth = newRefresher(a)
@@ -262,6 +265,9 @@ func (a *Agent) accept(nc *net.UnixConn, via string) {
 		proc, _ := peer.Describe()
 		peer.Close()
 		c.peer = &PeerInfo{PID: proc.PID, UID: peer.UID, Exe: proc.Exe, Verified: proc.Verified}
+		if path, ok := a.isSSHAdd(proc); ok && via == ViaUse {
+			c.manager(path)
+		}
 		a.cfg.Debug.Printf("connection from pid %d uid %d exe %s on the %s socket", c.peer.PID, c.peer.UID, c.peer.Exe, via)
 		c.serve()
 		a.mu.Lock()

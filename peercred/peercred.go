@@ -54,6 +54,11 @@ type Process struct {
 	PID int
 	UID uint32 // effective uid now (Linux: /proc/PID/status); the connect-time uid is in Cred
 	Exe string // Linux: target of /proc/PID/exe, kernel-maintained; may end in " (deleted)"
+	// ExeDev and ExeIno identify the file the process runs (Linux: a stat
+	// of /proc/PID/exe, which follows the kernel's own reference, not the
+	// path): unlike a name, they cannot be borrowed by a copy or a rename.
+	// Zero when unknown.
+	ExeDev, ExeIno uint64
 	// Argv0 is the first element of /proc/PID/cmdline (Linux only). The
 	// process can rewrite it at will: show it, never trust it.
 	Argv0 string

@@ -83,6 +83,10 @@ func readProc(pid int, pr *Process) error {
 	exe, err := readlinkAt(dfd, "exe")
 	if err == nil {
 		pr.Exe = exe
+		var st unix.Stat_t
+		if unix.Fstatat(dfd, "exe", &st, 0) == nil {
+			pr.ExeDev, pr.ExeIno = uint64(st.Dev), st.Ino
+		}
 	}
 	optional("exe", err)
 
