@@ -116,6 +116,15 @@ func runProxy(e *env, args []string) error {
 		return proxyForeground(e, p, vars, served)
 	}
 
+	// Under the guard, nothing under the proxy may take a credential but
+	// the proxy (proxy_guard.go): register, then keep the tool's
+	// descendants in our tree.
+	startConfine, stopConfine, err := proxyConfine(p)
+	if err != nil {
+		p.Close(0)
+		return err
+	}
+	defer stopConfine(time.Second)
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Args = argv
 	environ := os.Environ()
@@ -128,6 +137,7 @@ func runProxy(e *env, args []string) error {
 		p.Close(0)
 		return fmt.Errorf("%s: %v", argv[0], err)
 	}
+	startConfine(cmd.Process.Pid)
 	childPID.Store(int64(cmd.Process.Pid))
 	// In a terminal, ^C and ^\ reach the command from the terminal itself
 	// (it is in our process group); passing them on would deliver them
@@ -149,6 +159,7 @@ func runProxy(e *env, args []string) error {
 	}()
 	werr := cmd.Wait()
 	close(done)
+	stopConfine(time.Second)
 	p.Close(time.Second)
 	code := 0
 	if werr != nil {

@@ -63,6 +63,8 @@ type Proxy struct {
 	routes map[string]*route
 	rp     *httputil.ReverseProxy
 	srv    *http.Server
+
+	noGuard sync.Once // RegisterWithGuard says "no guard" once
 }
 
 type route struct {
