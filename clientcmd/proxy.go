@@ -63,6 +63,14 @@ func runProxy(e *env, args []string) error {
 	for n := range upstreams {
 		names = append(names, n)
 	}
+	// Register with the guard before the tool starts and while the guard
+	// can still see our executable (proxy_guard.go).
+	var noGuard bool
+	if len(argv) > 0 {
+		if noGuard, err = registerEarly(socket); err != nil {
+			return err
+		}
+	}
 	// Every TCP connection's process is checked against the proxy's login
 	// (Linux): the dummy key alone does not open the proxy to a co-tenant
 	// of the account who read it from the tool's environment.
@@ -119,7 +127,7 @@ func runProxy(e *env, args []string) error {
 	// Under the guard, nothing under the proxy may take a credential but
 	// the proxy (proxy_guard.go): register, then keep the tool's
 	// descendants in our tree.
-	startConfine, stopConfine, err := proxyConfine(p)
+	startConfine, stopConfine, err := proxyConfine(p, noGuard)
 	if err != nil {
 		p.Close(0)
 		return err

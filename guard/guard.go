@@ -567,7 +567,7 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		}
 		if name, payload, err := protocol.ParseExtension(frame[4:]); err == nil && name == protocol.ExtProxy {
 			// Ours to answer: the agent must not be asked who is a proxy.
-			out := g.answerProxy(payload, proc, recheck)
+			out := g.answerProxy(payload, proc)
 			protocol.Wipe(frame)
 			nc.SetWriteDeadline(time.Now().Add(frameTimeout))
 			if _, err := nc.Write(out); err != nil {

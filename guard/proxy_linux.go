@@ -36,28 +36,25 @@ func parentOf(pid int) (ppid int, start uint64, err error) {
 }
 
 // checkProxyProcess says why pid (started at start) is not a proxy the
-// guard can trust: another executable than the guard's own (compared by
-// device and inode, not by name), traced, or dumpable.
-func checkProxyProcess(pid int, start uint64) error {
+// guard can accept: traced, or running another executable than the
+// guard's own (compared by device and inode, not by name). The kernel
+// shows a process's executable to its own uid only while the process is
+// dumpable, so the executable is compared while it is (llm-agent-client
+// proxy registers before it makes itself non-dumpable); a process whose
+// executable cannot be read must be not dumpable (its /proc files belong
+// to root then), as a proxy is when it registers again with a new guard.
+// Registration only adds refusals (of the registrant's descendants), so a
+// non-dumpable registrant gains nothing it did not have.
+func checkProxyProcess(pid int, start uint64) (note string, err error) {
 	dir := "/proc/" + strconv.Itoa(pid)
 	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("reading %s: %v", dir, err)
+		return "", fmt.Errorf("reading %s: %v", dir, err)
 	}
 	defer unix.Close(dfd)
-	var self, exe, environ unix.Stat_t
-	if err := unix.Stat("/proc/self/exe", &self); err != nil {
-		return fmt.Errorf("reading the guard's own executable: %v", err)
-	}
-	if err := unix.Fstatat(dfd, "exe", &exe, 0); err != nil {
-		return fmt.Errorf("reading its executable: %v", err)
-	}
-	if exe.Dev != self.Dev || exe.Ino != self.Ino {
-		return fmt.Errorf("it runs another executable than the guard's (device %d inode %d, not %d/%d)", exe.Dev, exe.Ino, self.Dev, self.Ino)
-	}
 	status, err := readAt(dfd, "status")
 	if err != nil {
-		return fmt.Errorf("reading its status: %v", err)
+		return "", fmt.Errorf("reading its status: %v", err)
 	}
 	tracer, uid := "", ""
 	for _, line := range strings.Split(string(status), "\n") {
@@ -71,27 +68,42 @@ func checkProxyProcess(pid int, start uint64) error {
 		}
 	}
 	if tracer != "0" {
-		return fmt.Errorf("it is traced (TracerPid %q)", tracer)
+		return "", fmt.Errorf("it is traced (TracerPid %q)", tracer)
 	}
-	// The kernel gives a process's /proc files to root when the process
-	// is not dumpable; a dumpable one's memory is open to its own uid.
-	if err := unix.Fstatat(dfd, "environ", &environ, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("reading its environ: %v", err)
+	var self, exe, environ unix.Stat_t
+	if err := unix.Stat("/proc/self/exe", &self); err != nil {
+		return "", fmt.Errorf("reading the guard's own executable: %v", err)
 	}
-	if uid != "0" && environ.Uid != 0 {
-		return fmt.Errorf("it is dumpable (its memory is open to uid %s)", uid)
+	switch err := unix.Fstatat(dfd, "exe", &exe, 0); {
+	case err == nil:
+		if exe.Dev != self.Dev || exe.Ino != self.Ino {
+			return "", fmt.Errorf("it runs another executable than the guard's (device %d inode %d, not %d/%d)", exe.Dev, exe.Ino, self.Dev, self.Ino)
+		}
+		note = "its executable is the guard's"
+	case err == unix.EACCES:
+		// The kernel gives a process's /proc files to root when the
+		// process is not dumpable.
+		if err := unix.Fstatat(dfd, "environ", &environ, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return "", fmt.Errorf("reading its environ: %v", err)
+		}
+		if uid == "0" || environ.Uid != 0 {
+			return "", fmt.Errorf("its executable cannot be read: %v", err)
+		}
+		note = "not dumpable; its executable cannot be read then"
+	default:
+		return "", fmt.Errorf("reading its executable: %v", err)
 	}
 	// The directory fd still names the process we were asked about.
 	b, err := readAt(dfd, "stat")
 	if err != nil {
-		return fmt.Errorf("reading its stat: %v", err)
+		return "", fmt.Errorf("reading its stat: %v", err)
 	}
 	if end := bytes.LastIndexByte(b, ')'); end >= 0 {
 		if f := strings.Fields(string(b[end+1:])); len(f) >= 20 && f[19] == strconv.FormatUint(start, 10) {
-			return nil
+			return note, nil
 		}
 	}
-	return fmt.Errorf("pid %d changed during the check", pid)
+	return "", fmt.Errorf("pid %d changed during the check", pid)
 }
 
 func readAt(dfd int, name string) ([]byte, error) {

@@ -2,5 +2,5 @@
 
 package guard
 
-func parentOf(int) (int, uint64, error)   { return 0, 0, errLinuxOnly }
-func checkProxyProcess(int, uint64) error { return errLinuxOnly }
+func parentOf(int) (int, uint64, error)             { return 0, 0, errLinuxOnly }
+func checkProxyProcess(int, uint64) (string, error) { return "", errLinuxOnly }

@@ -107,12 +107,13 @@ func (g *Guard) checkUnderProxy(proc peercred.Process) error {
 }
 
 // registerProxy registers proc, whose connection passed the policy, as a
-// proxy: it must run the guard's own executable, be traced by nobody, be
-// not dumpable (no same-uid process can read or write its memory), and not
-// run under another registered proxy. alive reports whether the connected
+// proxy: it must be traced by nobody, run the guard's own executable (or,
+// when its executable cannot be read, be not dumpable; see
+// checkProxyProcess), and not run under another registered proxy. alive reports whether the connected
 // process is still the one judged. It returns why not, or nil.
-func (g *Guard) registerProxy(proc peercred.Process, alive func() bool) error {
-	if err := checkProxyProcess(proc.PID, proc.StartTime); err != nil {
+func (g *Guard) registerProxy(proc peercred.Process) error {
+	note, err := checkProxyProcess(proc.PID, proc.StartTime)
+	if err != nil {
 		return fmt.Errorf("pid %d (%s) may not register as a proxy: %v", proc.PID, proc.Exe, err)
 	}
 	if k, ok, err := g.underProxy(proc); err != nil || ok {
@@ -126,7 +127,7 @@ func (g *Guard) registerProxy(proc peercred.Process, alive func() bool) error {
 	if err != nil {
 		return fmt.Errorf("pid %d (%s) may not register as a proxy: pidfd: %v", proc.PID, proc.Exe, err)
 	}
-	if _, st, err := parentOf(proc.PID); err != nil || st != proc.StartTime || !alive() {
+	if _, st, err := parentOf(proc.PID); err != nil || st != proc.StartTime || !pidfdAlive(fd) {
 		closeFD(fd)
 		return fmt.Errorf("pid %d changed during the check", proc.PID)
 	}
@@ -141,7 +142,7 @@ func (g *Guard) registerProxy(proc peercred.Process, alive func() bool) error {
 		closeFD(fd)
 		return nil
 	}
-	fmt.Fprintf(g.cfg.Log, "guard: pid %d (%s) registered as a proxy: processes under it are refused\n", proc.PID, proc.Exe)
+	fmt.Fprintf(g.cfg.Log, "guard: pid %d (%s) registered as a proxy (%s): processes under it are refused\n", proc.PID, proc.Exe, note)
 	go func() {
 		defer closeFD(fd)
 		if waitExit(fd, g.done) {
@@ -155,11 +156,11 @@ func (g *Guard) registerProxy(proc peercred.Process, alive func() bool) error {
 }
 
 // answerProxy answers a proxy@llm-agent request itself (never relayed).
-func (g *Guard) answerProxy(payload []byte, proc peercred.Process, alive func() bool) []byte {
+func (g *Guard) answerProxy(payload []byte, proc peercred.Process) []byte {
 	if _, err := protocol.ParseProxyRequest(payload); err != nil {
 		return protocol.MarshalFailure(protocol.CodeBadRequest, err.Error())
 	}
-	if err := g.registerProxy(proc, alive); err != nil {
+	if err := g.registerProxy(proc); err != nil {
 		g.refuse(err.Error())
 		return protocol.MarshalFailure(protocol.CodeNotPermitted, "refused by the guard: "+oneLine(err.Error()))
 	}

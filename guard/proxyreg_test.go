@@ -50,14 +50,15 @@ func TestCheckProxyProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test binary is the guard's executable here, and dumpable (for
-	// root, whose /proc files are root's either way, it cannot tell).
-	err = checkProxyProcess(me.PID, me.StartTime)
-	if os.Getuid() != 0 && (err == nil || !strings.Contains(err.Error(), "dumpable")) {
-		t.Errorf("a dumpable process: got %v", err)
+	// The test binary is the guard's executable here.
+	if _, err := checkProxyProcess(me.PID, me.StartTime); err != nil {
+		t.Errorf("the guard's own executable: %v", err)
+	}
+	if _, err := checkProxyProcess(me.PID, me.StartTime+1); err == nil {
+		t.Errorf("another start time: accepted")
 	}
 	parent, _ := peercred.ProcessOf(me.PPID)
-	if err := checkProxyProcess(parent.PID, parent.StartTime); err == nil || !strings.Contains(err.Error(), "another executable") {
+	if _, err := checkProxyProcess(parent.PID, parent.StartTime); err == nil || !strings.Contains(err.Error(), "another executable") {
 		t.Errorf("the parent (go test): got %v", err)
 	}
 }

@@ -24,17 +24,23 @@ import (
 func (p *Proxy) RegisterWithGuard(c *protocol.Client) error {
 	err := c.RegisterProxy()
 	if errors.Is(err, protocol.ErrNoGuard) {
-		p.noGuard.Do(func() {
-			if l := p.refusedLog(); l != nil {
-				l.Printf("no guard serves %s (a plain forwarded socket?): processes under this proxy are kept from the agent by their environment only; start the guard (llm-agent-client guard) to refuse them by process", p.cfg.Socket)
-			}
-		})
+		p.NoteNoGuard()
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("registering with the guard at %s: %w", p.cfg.Socket, err)
 	}
 	return nil
+}
+
+// NoteNoGuard says, once, on the Refused log, that no guard serves the
+// proxy's socket.
+func (p *Proxy) NoteNoGuard() {
+	p.noGuard.Do(func() {
+		if l := p.refusedLog(); l != nil {
+			l.Printf("no guard serves %s (a plain forwarded socket?): processes under this proxy are kept from the agent by their environment only; start the guard (llm-agent-client guard) to refuse them by process", p.cfg.Socket)
+		}
+	})
 }
 
 // Register dials the agent socket and registers with the guard behind it
