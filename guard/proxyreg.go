@@ -162,7 +162,7 @@ func (g *Guard) answerProxy(payload []byte, proc peercred.Process) []byte {
 	}
 	if err := g.registerProxy(proc); err != nil {
 		g.refuse(err.Error())
-		return protocol.MarshalFailure(protocol.CodeNotPermitted, "refused by the guard: "+oneLine(err.Error()))
+		return protocol.MarshalFailure(protocol.CodeNotPermitted, protocol.GuardRefusalPrefix+oneLine(err.Error()))
 	}
 	return protocol.SuccessFrame()
 }

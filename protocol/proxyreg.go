@@ -3,6 +3,7 @@ package protocol
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ExtProxy is the request a guard answers itself, never relaying it:
@@ -43,6 +44,10 @@ func ParseProxyRequest(payload []byte) (*ProxyRequest, error) {
 	return r, nil
 }
 
+// GuardRefusalPrefix starts every refusal a guard sends, so that a client
+// can tell it from the agent's.
+const GuardRefusalPrefix = "refused by the guard: "
+
 // ErrNoGuard is returned by RegisterProxy when the socket's server does
 // not know proxy@llm-agent: a laptop agent reached through a plain
 // forwarded socket, or a guard older than the request.
@@ -60,7 +65,13 @@ func (c *Client) RegisterProxy() error {
 	case MsgSuccess:
 		return nil
 	case MsgExtensionFailure:
-		return ParseFailure(body[1:])
+		f := ParseFailure(body[1:])
+		if strings.HasPrefix(f.Message, GuardRefusalPrefix) {
+			return f
+		}
+		// An agent refuses an unknown @llm-agent extension on a
+		// forwarded connection (code 5); only a guard says it refused.
+		return ErrNoGuard
 	case MsgFailure:
 		// A plain SSH_AGENT_FAILURE: the extension is unknown there.
 		return ErrNoGuard
