@@ -69,6 +69,14 @@ func runProxy(e *env, args []string) error {
 	for n := range upstreams {
 		names = append(names, n)
 	}
+	// Register with the guard before the tool starts and while the guard
+	// can still see our executable (proxy_guard.go).
+	var noGuard bool
+	if len(argv) > 0 {
+		if noGuard, err = registerEarly(socket); err != nil {
+			return err
+		}
+	}
 	// Every TCP connection's process is checked against the proxy's login
 	// (Linux): the dummy key alone does not open the proxy to a co-tenant
 	// of the account who read it from the tool's environment.
@@ -109,6 +117,15 @@ func runProxy(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if len(argv) > 0 && follow != nil {
+		// A guard that starts after the owner reconnects learns of the
+		// proxy within a second, not at the tool's next request: until it
+		// does, it would serve the tool's processes.
+		follow.OnNew = p.RegisterWithGuard
+		watch, stopWatch := context.WithCancel(context.Background())
+		defer stopWatch()
+		go follow.Watch(watch, time.Second)
+	}
 	sv, err := newProxyServe(*serve, argv, pc, cfg.Refused)
 	if err != nil {
 		return err
@@ -132,6 +149,15 @@ func runProxy(e *env, args []string) error {
 		return proxyForeground(e, p, vars, served)
 	}
 
+	// Under the guard, nothing under the proxy may take a credential but
+	// the proxy (proxy_guard.go): register, then keep the tool's
+	// descendants in our tree.
+	startConfine, stopConfine, err := proxyConfine(p, noGuard)
+	if err != nil {
+		p.Close(0)
+		return err
+	}
+	defer stopConfine(time.Second)
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Args = argv
 	environ := os.Environ()
@@ -144,6 +170,7 @@ func runProxy(e *env, args []string) error {
 		p.Close(0)
 		return fmt.Errorf("%s: %v", argv[0], err)
 	}
+	startConfine(cmd.Process.Pid)
 	childPID.Store(int64(cmd.Process.Pid))
 	stopFront := sv.start()
 	// In a terminal, ^C and ^\ reach the command from the terminal itself
@@ -167,6 +194,7 @@ func runProxy(e *env, args []string) error {
 	werr := cmd.Wait()
 	close(done)
 	stopFront()
+	stopConfine(time.Second)
 	p.Close(time.Second)
 	code := 0
 	if werr != nil {

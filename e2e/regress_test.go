@@ -483,7 +483,9 @@ func TestRegressPtrace(t *testing.T) {
 	// The agent hardens itself before it serves its first request, but
 	// after its socket answers (see TestRegressHardenedWhenListening): a
 	// served request is the barrier.
-	if r := a.Client(t, "", "status"); r.Code != 0 {
+	// As the agent's user: the client refuses a socket served by another
+	// user, also when the client runs as root.
+	if r, _ := runAs(t, u.Cred(), a.Env(), "", to, bins.client, "status"); r.Code != 0 {
 		t.Fatalf("status: exit %d, %q", r.Code, r.Stderr)
 	}
 

@@ -61,6 +61,8 @@ type Guard struct {
 	Path   string // the stable socket path
 	Owner  string // owner id: the first 16 hex digits of SHA-256 of the owner key
 	policy *policy
+	// proxies registered with proxy@llm-agent (proxyreg.go)
+	proxies proxies
 
 	listener *net.UnixListener
 	ino      uint64 // of our socket file, to remove only our own
@@ -534,6 +536,12 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		}
 	}
 	err = g.policy.allow(proc, peer.UID)
+	refusal := "refused by the guard: this process is not one of the owner's (see the guard's log)"
+	if err == nil {
+		if err = g.checkUnderProxy(proc); err != nil {
+			refusal = "refused by the guard: this process runs under llm-agent-client proxy; under the proxy only the proxy may take a credential"
+		}
+	}
 	if err == nil && !recheck() {
 		// The process we judged must still be the one connected.
 		err = fmt.Errorf("pid %d changed during the check", proc.PID)
@@ -545,8 +553,7 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		// says why rather than that the connection broke.
 		nc.SetDeadline(time.Now().Add(time.Second))
 		if _, err := protocol.ReadFrame(nc, protocol.MaxFrame); err == nil {
-			nc.Write(protocol.MarshalFailure(protocol.CodeNotPermitted,
-				"refused by the guard: this process is not one of the owner's (see the guard's log)"))
+			nc.Write(protocol.MarshalFailure(protocol.CodeNotPermitted, refusal))
 		}
 		return
 	}
@@ -573,6 +580,16 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		if _, err := io.ReadFull(nc, frame[4:]); err != nil {
 			protocol.Wipe(frame)
 			return
+		}
+		if name, payload, err := protocol.ParseExtension(frame[4:]); err == nil && name == protocol.ExtProxy {
+			// Ours to answer: the agent must not be asked who is a proxy.
+			out := g.answerProxy(payload, proc)
+			protocol.Wipe(frame)
+			nc.SetWriteDeadline(time.Now().Add(frameTimeout))
+			if _, err := nc.Write(out); err != nil {
+				return
+			}
+			continue
 		}
 		if dedicated == nil && isSessionBind(frame[4:]) {
 			// A nested ssh hop binds its session to the connection: give

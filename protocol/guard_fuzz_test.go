@@ -28,6 +28,13 @@ func guardSeeds(t *testing.T) map[string]map[string]any {
 			"refused":     payloadOf(t, (&protocol.GuardRequest{Op: protocol.GuardRefused, Text: "pid 1 refused"}).Marshal(), protocol.ExtGuard),
 			"err_unknown": wire(nil).str("explode"),
 		},
+		"FuzzParseProxyRequest": {
+			"register":     payloadOf(t, (&protocol.ProxyRequest{Op: protocol.ProxyRegister}).Marshal(), protocol.ExtProxy),
+			"err_empty":    wire(nil),
+			"err_unknown":  wire(nil).str("unregister"),
+			"err_trailing": wire(nil).str(protocol.ProxyRegister).raw(0),
+			"err_control":  wire(nil).str("reg\nister"),
+		},
 		"FuzzParseSessionsReply": {
 			"two":       protocol.MarshalSessionsReply([]protocol.Session{reg.Session, {BootID: "b", SessionID: 7}})[5:],
 			"err_count": wire(nil).u32(1 << 30),
@@ -84,6 +91,20 @@ func FuzzParseSessionsReply(f *testing.F) {
 		}
 		again, err := protocol.ParseSessionsReply(protocol.MarshalSessionsReply(s)[5:])
 		if err != nil || !reflect.DeepEqual(again, s) {
+			t.Fatalf("round trip: %+v, %v", again, err)
+		}
+	})
+}
+
+func FuzzParseProxyRequest(f *testing.F) {
+	f.Add(payloadOf(f, (&protocol.ProxyRequest{Op: protocol.ProxyRegister}).Marshal(), protocol.ExtProxy))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		r, err := protocol.ParseProxyRequest(payload)
+		if err != nil {
+			return
+		}
+		again, err := protocol.ParseProxyRequest(payloadOf(t, r.Marshal(), protocol.ExtProxy))
+		if err != nil || !reflect.DeepEqual(again, r) {
 			t.Fatalf("round trip: %+v, %v", again, err)
 		}
 	})

@@ -29,6 +29,12 @@ type Follower struct {
 	stable []string // the owner's stable guard paths, in order
 	owner  string   // guard.OwnerID of the owner key; "" follows nothing
 
+	// OnNew, when set, runs on a connection to a socket instance that has
+	// just proved the owner key for the first time (a new guard, after the
+	// owner reconnected): the proxy registers with it there. An error
+	// makes that instance unusable, and is said as why.
+	OnNew func(*protocol.Client) error
+
 	mu     sync.Mutex
 	proven map[fileID]bool // true: proved the owner key; false: did not
 }
@@ -113,6 +119,13 @@ func (f *Follower) try(ctx context.Context, path string, trust bool) (net.Conn, 
 		conn.Close()
 		return nil, "", err
 	}
+	if why == "" && f.OnNew != nil {
+		c := protocol.NewClient(conn)
+		c.Timeout = 5 * time.Second
+		if err := f.OnNew(c); err != nil {
+			why, final = oneLine(err.Error()), false
+		}
+	}
 	if cacheable && final {
 		f.mu.Lock()
 		if len(f.proven) >= maxProven {
@@ -126,6 +139,39 @@ func (f *Follower) try(ctx context.Context, path string, trust bool) (net.Conn, 
 		return nil, why, nil
 	}
 	return conn, "", nil
+}
+
+// Watch looks for a new guard instance at the proxy's paths every period
+// until ctx ends, and dials it when one appears, so that OnNew runs at
+// once rather than at the next request: after the owner reconnects, the
+// new guard learns of the proxy within a period.
+func (f *Follower) Watch(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, path := range append([]string{f.socket}, f.stable...) {
+			id, err := statID(path)
+			if err != nil {
+				continue
+			}
+			f.mu.Lock()
+			_, known := f.proven[id]
+			f.mu.Unlock()
+			if known {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if conn, _, _ := f.try(dctx, path, false); conn != nil {
+				conn.Close()
+			}
+			cancel()
+		}
+	}
 }
 
 // prove asks the agent on conn to prove the owner key; "" means it did.

@@ -67,6 +67,8 @@ type Proxy struct {
 	rp     *httputil.ReverseProxy
 	srv    *http.Server
 	link   linkState
+
+	noGuard sync.Once // RegisterWithGuard says "no guard" once
 }
 
 type route struct {
