@@ -514,27 +514,8 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		g.refuse(fmt.Sprintf("peer credentials: %v", err))
 		return
 	}
-	proc, _ := peer.Describe()
-	recheck := func() bool {
-		again, _ := peer.Describe()
-		return again.Verified && again.StartTime == proc.StartTime
-	}
-	if !peer.HasPidfd() && peer.PID > 0 {
-		// Kernels before 6.5 give no pidfd with the connection: pin the
-		// pid now with pidfd_open, and judge the process it names. (A pid
-		// reused between connect and here would need a full pid wrap.)
-		fd, err := peercred.PidfdOpen(peer.PID)
-		if err == nil {
-			defer closeFD(fd)
-			if p, err := peercred.ProcessOf(peer.PID); err == nil && pidfdAlive(fd) {
-				proc, proc.Verified = p, true
-				recheck = func() bool {
-					again, err := peercred.ProcessOf(peer.PID)
-					return err == nil && pidfdAlive(fd) && again.StartTime == proc.StartTime
-				}
-			}
-		}
-	}
+	proc, recheck, release := peer.Pinned()
+	defer release()
 	err = g.policy.allow(proc, peer.UID)
 	refusal := "refused by the guard: this process is not one of the owner's (see the guard's log)"
 	if err == nil {

@@ -132,3 +132,7 @@ func cString(b []byte) string {
 func PidfdOpen(pid int) (int, error) {
 	return -1, fmt.Errorf("peercred: pidfd_open %d: %w on darwin", pid, errors.ErrUnsupported)
 }
+
+func pidfdAlive(int) bool { return false }
+
+func closePidfd(int) {}

@@ -135,3 +135,7 @@ func PidfdOpen(pid int) (int, error) {
 	}
 	return fd, nil
 }
+
+func pidfdAlive(fd int) bool { return unix.PidfdSendSignal(fd, 0, nil, 0) == nil }
+
+func closePidfd(fd int) { unix.Close(fd) }

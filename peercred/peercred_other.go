@@ -35,3 +35,7 @@ func ProcessOf(pid int) (Process, error) {
 func PidfdOpen(pid int) (int, error) {
 	return -1, unsupported("pidfd_open")
 }
+
+func pidfdAlive(int) bool { return false }
+
+func closePidfd(int) {}

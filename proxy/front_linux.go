@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/llm-agent/llm-agent/guard"
 	"github.com/llm-agent/llm-agent/peercred"
 )
@@ -30,27 +28,8 @@ func (pc *PeerCheck) CheckConn(c net.Conn) error {
 	if peer.UID != pc.uid {
 		return fmt.Errorf("uid %d is not the proxy's uid %d", peer.UID, pc.uid)
 	}
-	proc, _ := peer.Describe()
-	recheck := func() bool {
-		again, _ := peer.Describe()
-		return again.Verified && again.StartTime == proc.StartTime
-	}
-	if !peer.HasPidfd() && peer.PID > 0 {
-		// Kernels before 6.5 give no pidfd with the connection: pin the
-		// pid now, and judge the process it names.
-		fd, err := peercred.PidfdOpen(peer.PID)
-		if err == nil {
-			defer unix.Close(fd)
-			alive := func() bool { return unix.PidfdSendSignal(fd, 0, nil, 0) == nil }
-			if p, err := peercred.ProcessOf(peer.PID); err == nil && alive() {
-				proc, proc.Verified = p, true
-				recheck = func() bool {
-					again, err := peercred.ProcessOf(peer.PID)
-					return err == nil && alive() && again.StartTime == proc.StartTime
-				}
-			}
-		}
-	}
+	proc, recheck, release := peer.Pinned()
+	defer release()
 	if !proc.Verified {
 		return fmt.Errorf("pid %d could not be identified race-free", proc.PID)
 	}
