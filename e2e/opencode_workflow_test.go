@@ -493,11 +493,13 @@ echo "@@dummy $code $(head -c 300 "$HOME/wf-dummy.body")"`, ocPID, apiPort, shel
 		}
 	}
 
-	// c. Clean disconnect: Ctrl-D ends the laptop's ssh.
-	owner.in.Close()
+	// c. Clean disconnect: Ctrl-C ends the laptop's ssh (which closes
+	// the connection as it exits; Ctrl-D would wait for attach's open
+	// forwarded connections).
+	owner.cmd.Process.Signal(syscall.SIGINT)
 	end, ok := exited(owner, 15*time.Second)
 	if !ok {
-		t.Fatalf("the laptop's ssh did not exit within 15 s of Ctrl-D; stderr %q", owner.stderr())
+		t.Fatalf("the laptop's ssh did not exit within 15 s of Ctrl-C; stderr %q", owner.stderr())
 	}
 	up.markDisconnected()
 	n2 := len(up.requests())
@@ -505,8 +507,8 @@ echo "@@dummy $code $(head -c 300 "$HOME/wf-dummy.body")"`, ocPID, apiPort, shel
 	t.Logf("c. clean exit: the prompt sent as the ssh client exited failed %v after the exit (took %v): %q",
 		time.Since(end).Round(time.Millisecond), took.Round(time.Millisecond), errMsg)
 	failed("clean exit", answer, errMsg)
-	if d := time.Since(end); d > time.Second+2*time.Second {
-		t.Errorf("clean exit: the prompt's error came %v after the ssh client exited, want about 1 s", d)
+	if d := time.Since(end); d > time.Second {
+		t.Errorf("clean exit: the prompt's error came %v after the ssh client exited, want within 1 s", d)
 	}
 	if at, ok := grdWaitGone(guardPID, 5*time.Second); ok {
 		t.Logf("c. the guard exited %v after the ssh client", at.Sub(end).Round(time.Millisecond))
@@ -569,9 +571,9 @@ echo "@@dummy $code $(head -c 300 "$HOME/wf-dummy.body")"`, ocPID, apiPort, shel
 	} else {
 		t.Errorf("no answer within 30 s of SIGCONT (%v)", time.Since(resumed))
 	}
-	owner2.in.Close()
+	owner2.cmd.Process.Signal(syscall.SIGINT)
 	if _, ok := exited(owner2, 15*time.Second); !ok {
-		t.Errorf("the laptop's second ssh did not exit after Ctrl-D")
+		t.Errorf("the laptop's second ssh did not exit after Ctrl-C")
 	}
 	if scanned, hits, _ := procScan(uid, token, ""); len(hits) > 0 {
 		t.Errorf("as root at the end: the key is in /proc/%s (of %d processes)", strings.Join(hits, ", /proc/"), scanned)
