@@ -94,6 +94,10 @@ type frontKey struct{}
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := f.checkPeer(r.Context()); err != nil {
+		// Close the refused connection: a client's next request comes on
+		// a new one, judged afresh (the owner's ssh -L may arrive before
+		// the new login's guard has told the agent of its session).
+		w.Header().Set("Connection", "close")
 		http.Error(w, "llm-agent proxy: refused: this process is not one of the proxy owner's (see the proxy's log)", http.StatusForbidden)
 		return
 	}

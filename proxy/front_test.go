@@ -56,6 +56,12 @@ func TestFront(t *testing.T) {
 			if c.want == 403 && gotOK {
 				t.Errorf("a refused request reached the API")
 			}
+			if c.want == 403 && !resp.Close {
+				t.Errorf("a refused connection is kept open: a client would reuse it and be refused forever")
+			}
+			if c.want == 200 && resp.Close {
+				t.Errorf("an allowed connection is closed")
+			}
 		})
 	}
 }
