@@ -128,11 +128,13 @@ func (k *lockedKeys) confirmUse(key ssh.PublicKey) error {
 	if !needed {
 		return nil
 	}
-	plain := key
-	if cert, ok := key.(*ssh.Certificate); ok {
-		plain = cert.Key
+	// The prompt names the plain key, as ssh-agent's does for a
+	// certificate too (x/crypto hands over a bare blob, not a *Certificate).
+	fp := ssh.FingerprintSHA256(key)
+	if plain, err := ssh.ParsePublicKey([]byte(plainBlob(key.Marshal()))); err == nil {
+		fp = ssh.FingerprintSHA256(plain)
 	}
-	ok, reason := k.ask(fmt.Sprintf("Allow use of key %s?", ssh.FingerprintSHA256(plain)))
+	ok, reason := k.ask(fmt.Sprintf("Allow use of key %s?", fp))
 	if !ok {
 		return errors.New(reason)
 	}
