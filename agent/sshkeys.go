@@ -26,44 +26,115 @@ type lockedKeys struct {
 	backend  sshagent.ExtendedAgent
 	locked   func() bool
 	lifetime time.Duration // default for keys added without one (-t)
-	// confirm holds the keys added with ssh-add -c, which x/crypto's
-	// keyring does not support itself; nil for an upstream agent, which
-	// enforces its own constraints.
+	// confirm holds the constraints of the keys added (ssh-add -c, which
+	// x/crypto's keyring does not support itself, and -t); nil for an
+	// upstream agent, which enforces its own constraints.
 	confirm *keyConfirm
 	ask     func(prompt string) (bool, string)
 }
 
-// keyConfirm is the set of SSH keys whose every use the owner confirms.
+// keyConfirm holds the constraints that x/crypto's keyring cannot keep
+// itself (confirm), and the lifetimes again, per private key: a
+// certificate signs with the same private key as the plain key, and a
+// signature made under the plain key's blob serves a certificate login as
+// well (and the reverse), so a constraint given to any entry of a key
+// binds every blob that key is offered and signs under. An entry's
+// constraints end with the entry (removal, expiry, re-add without them).
 type keyConfirm struct {
-	mu   sync.Mutex
-	keys map[string]bool // by public key blob
+	mu      sync.Mutex
+	entries map[string]keyEntry // by the blob the entry is listed under
 }
 
-func (k *keyConfirm) set(blob []byte, on bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.keys == nil {
-		k.keys = map[string]bool{}
+type keyEntry struct {
+	key     string    // the plain public key blob the entry signs with
+	confirm bool      // added with ssh-add -c
+	expire  time.Time // end of its lifetime (-t); zero for none
+}
+
+// plainBlob is the blob of the plain key behind blob: the certified key for
+// a certificate, blob itself otherwise (also when it does not parse).
+func plainBlob(blob []byte) string {
+	pub, err := ssh.ParsePublicKey(blob)
+	if err != nil {
+		return string(blob)
 	}
-	if on {
-		k.keys[string(blob)] = true
-	} else {
-		delete(k.keys, string(blob))
+	if cert, ok := pub.(*ssh.Certificate); ok {
+		return string(cert.Key.Marshal())
+	}
+	return string(blob)
+}
+
+// expireLocked removes from backend every entry of a private key one of
+// whose entries reached the end of its lifetime.
+func (k *keyConfirm) expireLocked(backend sshagent.Agent) {
+	now := time.Now()
+	gone := map[string]bool{}
+	for _, e := range k.entries {
+		if !e.expire.IsZero() && !now.Before(e.expire) {
+			gone[e.key] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	for blob, e := range k.entries {
+		if !gone[e.key] {
+			continue
+		}
+		if pub, err := ssh.ParsePublicKey([]byte(blob)); err == nil {
+			backend.Remove(pub) // the keyring may have dropped it already
+		}
+		delete(k.entries, blob)
 	}
 }
 
-func (k *keyConfirm) needed(blob []byte) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.keys[string(blob)]
+// confirmNeededLocked reports whether a signature under blob needs the
+// owner's confirmation: whether any live entry of the same private key was
+// added with -c. Entries the backend no longer holds (SIGUSR1's remove-all)
+// are forgotten. A failure to list fails closed.
+func (k *keyConfirm) confirmNeededLocked(backend sshagent.Agent, blob []byte) bool {
+	k.expireLocked(backend)
+	list, err := backend.List()
+	if err != nil {
+		return true
+	}
+	live := map[string]bool{}
+	for _, l := range list {
+		live[string(l.Blob)] = true
+	}
+	want := plainBlob(blob)
+	needed := false
+	for b, e := range k.entries {
+		if !live[b] {
+			delete(k.entries, b)
+			continue
+		}
+		if e.key == want && e.confirm {
+			needed = true
+		}
+	}
+	return needed
 }
 
-// confirmUse asks the owner before a signature with a key added with -c.
+// confirmUse asks the owner before a signature with a key one of whose
+// entries (the plain key or a certificate for it) was added with -c.
 func (k *lockedKeys) confirmUse(key ssh.PublicKey) error {
-	if k.confirm == nil || !k.confirm.needed(key.Marshal()) {
+	if k.confirm == nil {
 		return nil
 	}
-	ok, reason := k.ask(fmt.Sprintf("Allow use of key %s?", ssh.FingerprintSHA256(key)))
+	k.confirm.mu.Lock()
+	needed := k.confirm.confirmNeededLocked(k.backend, key.Marshal())
+	k.confirm.mu.Unlock()
+	if !needed {
+		return nil
+	}
+	// The prompt names the plain key, as ssh-agent's does for a
+	// certificate too (x/crypto hands over a bare blob, not a *Certificate).
+	fp := ssh.FingerprintSHA256(key)
+	if plain, err := ssh.ParsePublicKey([]byte(plainBlob(key.Marshal()))); err == nil {
+		fp = ssh.FingerprintSHA256(plain)
+	}
+	ok, reason := k.ask(fmt.Sprintf("Allow use of key %s?", fp))
 	if !ok {
 		return errors.New(reason)
 	}
@@ -73,6 +144,11 @@ func (k *lockedKeys) confirmUse(key ssh.PublicKey) error {
 func (k *lockedKeys) List() ([]*sshagent.Key, error) {
 	if k.locked() {
 		return nil, nil
+	}
+	if k.confirm != nil {
+		k.confirm.mu.Lock()
+		k.confirm.expireLocked(k.backend)
+		k.confirm.mu.Unlock()
 	}
 	return k.backend.List()
 }
@@ -104,34 +180,73 @@ func (k *lockedKeys) Add(key sshagent.AddedKey) error {
 	if key.LifetimeSecs == 0 && k.lifetime > 0 {
 		key.LifetimeSecs = uint32(k.lifetime / time.Second)
 	}
-	if k.confirm != nil {
-		signer, err := ssh.NewSignerFromKey(key.PrivateKey)
-		if err != nil {
-			return err
-		}
-		confirm := key.ConfirmBeforeUse
-		key.ConfirmBeforeUse = false
-		if err := k.backend.Add(key); err != nil {
-			return err
-		}
-		k.confirm.set(signer.PublicKey().Marshal(), confirm)
-		return nil
+	if k.confirm == nil {
+		return k.backend.Add(key)
 	}
-	return k.backend.Add(key)
+	signer, err := ssh.NewSignerFromKey(key.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("ssh key: %w", err)
+	}
+	e := keyEntry{key: string(signer.PublicKey().Marshal()), confirm: key.ConfirmBeforeUse}
+	blob := e.key
+	if key.Certificate != nil {
+		blob = string(key.Certificate.Marshal())
+	}
+	if key.LifetimeSecs > 0 {
+		e.expire = time.Now().Add(time.Duration(key.LifetimeSecs) * time.Second)
+	}
+	key.ConfirmBeforeUse = false
+	// The entry is recorded before the key can sign, under the same lock
+	// as the check, so no signature slips in between without its prompt.
+	k.confirm.mu.Lock()
+	defer k.confirm.mu.Unlock()
+	k.confirm.expireLocked(k.backend)
+	if k.confirm.entries == nil {
+		k.confirm.entries = map[string]keyEntry{}
+	}
+	old, had := k.confirm.entries[blob]
+	k.confirm.entries[blob] = e
+	if err := k.backend.Add(key); err != nil {
+		if had {
+			k.confirm.entries[blob] = old
+		} else {
+			delete(k.confirm.entries, blob)
+		}
+		return err
+	}
+	return nil
 }
 
 func (k *lockedKeys) Remove(key ssh.PublicKey) error {
 	if k.locked() {
 		return errLocked
 	}
-	return k.backend.Remove(key)
+	if k.confirm == nil {
+		return k.backend.Remove(key)
+	}
+	k.confirm.mu.Lock()
+	defer k.confirm.mu.Unlock()
+	if err := k.backend.Remove(key); err != nil {
+		return err
+	}
+	delete(k.confirm.entries, string(key.Marshal()))
+	return nil
 }
 
 func (k *lockedKeys) RemoveAll() error {
 	if k.locked() {
 		return errLocked
 	}
-	return k.backend.RemoveAll()
+	if k.confirm == nil {
+		return k.backend.RemoveAll()
+	}
+	k.confirm.mu.Lock()
+	defer k.confirm.mu.Unlock()
+	if err := k.backend.RemoveAll(); err != nil {
+		return err
+	}
+	k.confirm.entries = nil
+	return nil
 }
 
 func (k *lockedKeys) Lock([]byte) error   { return errors.New("lock is handled by the agent") }
