@@ -22,8 +22,11 @@ import (
 // and a guard starts (the forwarded socket of the old login is gone by
 // then). Every dial refuses a socket another user serves, and the agent
 // behind a socket must prove the owner key the proxy started with; the
-// verdict is kept per socket file (device and inode: one guard instance),
-// so a request costs one stat more than a plain dial.
+// verdict is kept per socket file (device, inode and change time: one
+// guard instance; ext4 gives a freed inode to the next file at once, so a
+// socket planted at the path after the guard exited may have its inode,
+// never its change time), so a request costs one stat more than a plain
+// dial.
 type Follower struct {
 	socket string   // the socket the proxy started with
 	stable []string // the owner's stable guard paths, in order
@@ -39,7 +42,10 @@ type Follower struct {
 	proven map[fileID]bool // true: proved the owner key; false: did not
 }
 
-type fileID struct{ dev, ino uint64 }
+type fileID struct {
+	dev, ino    uint64
+	ctime, nsec int64
+}
 
 // maxProven bounds the verdict cache; it starts afresh when full.
 const maxProven = 64
@@ -214,5 +220,6 @@ func statID(path string) (fileID, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
 		return fileID{}, fmt.Errorf("%s is not a socket", path)
 	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+	sec, nsec := ctimeOf(&st)
+	return fileID{uint64(st.Dev), uint64(st.Ino), sec, nsec}, nil
 }
