@@ -172,13 +172,18 @@ func killDescendants(grace time.Duration) {
 // exits with its goroutine, so the proxy's other threads never carry it;
 // not on the main thread, which the runtime keeps rather than ends.
 func startNoNewPrivs(cmd *exec.Cmd) error {
-	for try := 0; try < 100; try++ {
+	// A try that lands on the main thread keeps it (locked, blocked) until
+	// we return, so that the runtime runs the next try on another thread.
+	release := make(chan struct{})
+	defer close(release)
+	for try := 0; try < 10; try++ {
 		errc := make(chan error, 1)
 		go func() {
 			runtime.LockOSThread()
 			if unix.Gettid() == os.Getpid() {
-				runtime.UnlockOSThread()
 				errc <- errMainThread
+				<-release
+				runtime.UnlockOSThread()
 				return
 			}
 			// Never unlocked: the thread ends with this goroutine.

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,3 +57,68 @@ func TestProxyKilledEscape(t *testing.T) {
 		t.Errorf("guard.log does not say why the orphan was refused:\n%s", logb)
 	}
 }
+
+// r18Poll runs under a detached proxy: it asks the guard's stable path
+// for the key every 20 ms and logs each exit code. $1 the client, $2 the
+// stable path.
+const r18Poll = `echo $$ > "$HOME/r18-poll.pid"
+while [ ! -e "$HOME/r18-stop" ]; do
+	LLM_AUTH_SOCK=$2 "$1" get anthropic >/dev/null 2>"$HOME/r18-poll.err"; echo "$?" >> "$HOME/r18-poll.log"
+	sleep 0.02
+done
+`
+
+// TestProxyReconnectWindow: after the owner reconnects, the new guard
+// refuses the tool's processes at once, not only once the proxy has
+// registered with it (the proxy looks for a new guard every second).
+func TestProxyReconnectWindow(t *testing.T) {
+	requireRoot(t)
+	r := newGrdRig(t, "r18window")
+	a, token := grdAgent(t, "sk-ant-r18win")
+	up := startFakeUpstream(t, "R18W")
+	home := r.user.Home
+	if err := os.WriteFile(filepath.Join(home, "r18-poll.sh"), []byte(r18Poll), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(filepath.Join(home, "r18-stop"), nil, 0o644) })
+	owner := r.login("owner", a.Sock)
+	g := owner.startGuard()
+	out, rc := owner.Run(`setsid nohup "$C" proxy --upstream anthropic=` + up.URL + ` -- sh "$HOME/r18-poll.sh" "$C" '` + g.Sock + `' >"$HOME/r18-proxy.log" 2>&1 </dev/null & echo $!`)
+	proxyPID, _ := strconv.Atoi(strings.TrimSpace(out))
+	if rc != 0 || proxyPID <= 0 {
+		t.Fatalf("starting the proxy: exit %d, %q", rc, out)
+	}
+	t.Cleanup(func() { syscall.Kill(proxyPID, syscall.SIGKILL) })
+	time.Sleep(time.Second)
+	owner.Logout()
+	if !owner.Exited(15 * time.Second) {
+		t.Fatal("the owner's ssh did not exit after logout")
+	}
+	time.Sleep(time.Second)
+	owner2 := r.login("owner again", a.Sock)
+	logPath := filepath.Join(home, "r18-poll.log")
+	os.WriteFile(logPath, nil, 0o644)
+	owner2.startGuard()
+	time.Sleep(3 * time.Second)
+	b, _ := os.ReadFile(logPath)
+	codes := strings.Fields(string(b))
+	got := 0
+	for _, c := range codes {
+		if c == "0" {
+			got++
+		}
+	}
+	t.Logf("the tool's process asked the new guard %d times in the 3 s after it started; got the key %d times", len(codes), got)
+	if len(codes) == 0 {
+		t.Fatalf("the tool's loop did not run; proxy log: %s", readFileString(filepath.Join(home, "r18-proxy.log")))
+	}
+	if got > 0 {
+		t.Errorf("a process under the proxy got the key %d times from the guard of the owner's new login", got)
+	}
+	if st := readFileString(fmt.Sprintf("/proc/%d/status", proxyPID)); !strings.Contains(st, "NoNewPrivs:\t0") {
+		t.Errorf("the proxy itself runs with no_new_privs (or is gone): %q", st)
+	}
+	grdNoSecretIn(t, token, filepath.Join(home, "r18-proxy.log"), filepath.Join(home, "r18-poll.err"))
+}
+
+func readFileString(p string) string { b, _ := os.ReadFile(p); return string(b) }
