@@ -297,3 +297,33 @@ func relayUntil(t testing.TB, path, target string, done <-chan struct{}) {
 		}
 	}()
 }
+
+// A socket that accepts and never answers, planted by a co-tenant at the
+// path the proxy started with (the old forwarded socket's, named in the
+// proxy's log), neither holds up the owner's guard at the stable path nor
+// sends the proxy into failing fast as if the laptop were silent.
+func TestFollowerSilentSocket(t *testing.T) {
+	_, sock := startAgent(t)
+	add(t, sock, "anthropic", protocol.KindAPI, "key", "sk-ant-SILENT")
+	owner := ownerOf(t, sock)
+	up, _ := startUpstream(t)
+	dir := t.TempDir()
+	gone := filepath.Join(dir, "forwarded.sock")
+	base := filepath.Join(dir, "base")
+	var mute atomic.Bool
+	mute.Store(true)
+	relay(t, gone, sock, &mute) // silent
+	relay(t, guard.StablePath(base, owner), sock, nil)
+	f := proxy.NewFollower(gone, owner, []string{base})
+	p, url := newProxy(t, proxy.Config{Socket: gone, Dial: f.Dial, Timeout: time.Second, Upstreams: map[string]string{"anthropic": up.URL}})
+	hdr := map[string]string{"x-api-key": p.DummyKey()}
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		resp, body := do(t, "POST", url+"/anthropic/v1/messages", hdr)
+		took := time.Since(start)
+		t.Logf("request %d with a silent socket at the first path: %d after %v", i+1, resp.StatusCode, took.Round(time.Millisecond))
+		if resp.StatusCode != 200 || took > 500*time.Millisecond {
+			t.Fatalf("request %d: %d after %v: %s; want 200 from the owner's guard at the stable path, at once", i+1, resp.StatusCode, took, body)
+		}
+	}
+}
