@@ -1,8 +1,12 @@
 package clientcmd
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -158,3 +162,42 @@ func killDescendants(grace time.Duration) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// startNoNewPrivs starts cmd with no_new_privs set: the kernel keeps the
+// flag on the tool and everything it starts, also after the proxy is gone
+// (a same-uid tool can kill its proxy, and its orphans leave the proxy's
+// tree then), and the guard refuses every process that has it. It also
+// keeps the tool from gaining privileges through setuid programs (sudo).
+// The flag is set on one locked thread that forks the tool and then
+// exits with its goroutine, so the proxy's other threads never carry it;
+// not on the main thread, which the runtime keeps rather than ends.
+func startNoNewPrivs(cmd *exec.Cmd) error {
+	// A try that lands on the main thread keeps it (locked, blocked) until
+	// we return, so that the runtime runs the next try on another thread.
+	release := make(chan struct{})
+	defer close(release)
+	for try := 0; try < 10; try++ {
+		errc := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread()
+			if unix.Gettid() == os.Getpid() {
+				errc <- errMainThread
+				<-release
+				runtime.UnlockOSThread()
+				return
+			}
+			// Never unlocked: the thread ends with this goroutine.
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				errc <- fmt.Errorf("setting no_new_privs: %w", err)
+				return
+			}
+			errc <- cmd.Start()
+		}()
+		if err := <-errc; err != errMainThread {
+			return err
+		}
+	}
+	return errors.New("setting no_new_privs: no thread but the main one to start the tool from")
+}
+
+var errMainThread = errors.New("on the main thread")

@@ -166,7 +166,7 @@ func runProxy(e *env, args []string) error {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, proxySignals(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)...)
 	defer signal.Stop(sigs)
-	if err := cmd.Start(); err != nil {
+	if err := startNoNewPrivs(cmd); err != nil {
 		p.Close(0)
 		return fmt.Errorf("%s: %v", argv[0], err)
 	}

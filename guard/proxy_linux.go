@@ -123,3 +123,20 @@ func readAt(dfd int, name string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// noNewPrivs reports whether pid runs with no_new_privs (NoNewPrivs in its
+// status), which llm-agent-client proxy sets on the tool it starts: the
+// kernel keeps it for every descendant, across reparenting, and no process
+// can clear it.
+func noNewPrivs(pid int) (bool, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "NoNewPrivs:"); ok {
+			return strings.TrimSpace(v) != "0", nil
+		}
+	}
+	return false, fmt.Errorf("/proc/%d/status has no NoNewPrivs line", pid)
+}

@@ -94,7 +94,10 @@ func (g *Guard) walkToProxy(pid int, start uint64) (proxyKey, bool, error) {
 }
 
 // checkUnderProxy returns why proc may not use the guard because it runs
-// under a registered proxy, or nil.
+// under a registered proxy, or ran under a proxy (no_new_privs, which the
+// proxy sets on its tool and which outlives the proxy: a process the tool
+// left behind after killing its proxy, or one that asks a guard started
+// after the owner reconnected before the proxy registered again), or nil.
 func (g *Guard) checkUnderProxy(proc peercred.Process) error {
 	k, ok, err := g.underProxy(proc)
 	if err != nil {
@@ -102,6 +105,16 @@ func (g *Guard) checkUnderProxy(proc peercred.Process) error {
 	}
 	if ok {
 		return fmt.Errorf("pid %d (%s) runs under the proxy (pid %d); under the proxy only the proxy may take a credential", proc.PID, proc.Exe, k.pid)
+	}
+	if g.proxies.has(proxyKey{proc.PID, proc.StartTime}) {
+		return nil
+	}
+	nnp, err := noNewPrivs(proc.PID)
+	if err != nil {
+		return fmt.Errorf("pid %d (%s): cannot tell whether it ran under a proxy: %v", proc.PID, proc.Exe, err)
+	}
+	if nnp {
+		return fmt.Errorf("pid %d (%s) runs with no_new_privs, as everything started under llm-agent-client proxy does (its proxy may have exited or not registered with this guard yet); under the proxy only the proxy may take a credential", proc.PID, proc.Exe)
 	}
 	return nil
 }

@@ -22,8 +22,11 @@ import (
 // and a guard starts (the forwarded socket of the old login is gone by
 // then). Every dial refuses a socket another user serves, and the agent
 // behind a socket must prove the owner key the proxy started with; the
-// verdict is kept per socket file (device and inode: one guard instance),
-// so a request costs one stat more than a plain dial.
+// verdict is kept per socket file (device, inode and change time: one
+// guard instance; ext4 gives a freed inode to the next file at once, so a
+// socket planted at the path after the guard exited may have its inode,
+// never its change time), so a request costs one stat more than a plain
+// dial.
 type Follower struct {
 	socket string   // the socket the proxy started with
 	stable []string // the owner's stable guard paths, in order
@@ -39,7 +42,10 @@ type Follower struct {
 	proven map[fileID]bool // true: proved the owner key; false: did not
 }
 
-type fileID struct{ dev, ino uint64 }
+type fileID struct {
+	dev, ino    uint64
+	ctime, nsec int64
+}
 
 // maxProven bounds the verdict cache; it starts afresh when full.
 const maxProven = 64
@@ -67,20 +73,83 @@ func (e *FollowError) Error() string {
 	return "cannot reach the owner's agent: " + strings.Join(e.found, "; ")
 }
 
-// Dial returns a connection to the owner's agent, within ctx.
+// Dial returns a connection to the owner's agent, within ctx. A socket
+// that already proved the owner key is used first; the others are proved
+// at once, side by side, and the first to prove the key wins, so that a
+// socket that accepts and never answers (a co-tenant's, at a path of the
+// owner's) holds up neither the owner's guard nor the proxy: only when
+// nothing proves the key and something did not answer is the time up.
 func (f *Follower) Dial(ctx context.Context) (net.Conn, error) {
-	var found []string
-	for i, path := range append([]string{f.socket}, f.stable...) {
-		c, why, err := f.try(ctx, path, i == 0 && f.owner == "")
-		if c != nil {
-			return c, nil
+	paths := append([]string{f.socket}, f.stable...)
+	if f.owner == "" {
+		c, why, err := f.try(ctx, f.socket, true)
+		if c != nil || err != nil {
+			return c, err
 		}
-		if err != nil {
-			return nil, err // the time is up
+		return nil, &FollowError{[]string{f.socket + ": " + why}}
+	}
+	for _, path := range paths {
+		if !f.provenNow(path) {
+			continue
 		}
-		found = append(found, path+": "+why)
+		c, _, err := f.try(ctx, path, false)
+		if c != nil || err != nil {
+			return c, err
+		}
+	}
+	type result struct {
+		i   int
+		c   net.Conn
+		why string
+		err error
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	results := make(chan result, len(paths))
+	for i, path := range paths {
+		go func() {
+			c, why, err := f.try(rctx, path, false)
+			results <- result{i, c, why, err}
+		}()
+	}
+	found := make([]string, len(paths))
+	var timedOut error
+	for n := 0; n < len(paths); n++ {
+		r := <-results
+		if r.c != nil {
+			cancel()
+			// Close what the others still bring.
+			go func(left int) {
+				for ; left > 0; left-- {
+					if o := <-results; o.c != nil {
+						o.c.Close()
+					}
+				}
+			}(len(paths) - n - 1)
+			return r.c, nil
+		}
+		if r.err != nil {
+			timedOut = r.err
+			found[r.i] = paths[r.i] + ": did not answer"
+			continue
+		}
+		found[r.i] = paths[r.i] + ": " + r.why
+	}
+	cancel()
+	if timedOut != nil {
+		return nil, timedOut
 	}
 	return nil, &FollowError{found}
+}
+
+// provenNow reports whether the socket at path proved the owner key.
+func (f *Follower) provenNow(path string) bool {
+	id, err := statID(path)
+	if err != nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.proven[id]
 }
 
 // try dials path; it returns the connection, or why not, or an error when
@@ -114,8 +183,12 @@ func (f *Follower) try(ctx context.Context, path string, trust bool) (net.Conn, 
 			return nil, "not the owner's agent", nil
 		}
 	}
+	// When ctx ends (the time is up, or another path won), the proof
+	// stops at once rather than at its own time-out.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	why, final, err := f.prove(ctx, conn)
 	if err != nil {
+		stop()
 		conn.Close()
 		return nil, "", err
 	}
@@ -125,6 +198,10 @@ func (f *Follower) try(ctx context.Context, path string, trust bool) (net.Conn, 
 		if err := f.OnNew(c); err != nil {
 			why, final = oneLine(err.Error()), false
 		}
+	}
+	if !stop() {
+		conn.Close()
+		return nil, "", errTimeout
 	}
 	if cacheable && final {
 		f.mu.Lock()
@@ -214,5 +291,6 @@ func statID(path string) (fileID, error) {
 	if st.Mode&syscall.S_IFMT != syscall.S_IFSOCK {
 		return fileID{}, fmt.Errorf("%s is not a socket", path)
 	}
-	return fileID{uint64(st.Dev), uint64(st.Ino)}, nil
+	sec, nsec := ctimeOf(&st)
+	return fileID{uint64(st.Dev), uint64(st.Ino), sec, nsec}, nil
 }
