@@ -402,6 +402,9 @@ cat "$HOME/probe.err" >&2`)
 			t.Errorf("(b) poller got the credential again at %v after the disconnect", ts.Sub(disconnect))
 		case f[0] == "0" && ts.Sub(disconnect) > time.Second:
 			t.Errorf("(b) poller still got the credential %v after the disconnect", ts.Sub(disconnect))
+		case f[0] == "0":
+			// A get that was answered as the owner left, logged just
+			// after: fine while no get has failed yet, within the second.
 		case f[0] != "0" && firstFail.IsZero():
 			firstFail, failRC = ts, f[0]
 		case f[0] != "2":
