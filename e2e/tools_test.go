@@ -476,6 +476,7 @@ func TestToolsStreaming(t *testing.T) {
 	defer resp.Body.Close()
 	buf := make([]byte, 64<<10)
 	reads, got := 0, 0
+	var readErr error
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
@@ -487,8 +488,12 @@ func TestToolsStreaming(t *testing.T) {
 			got += n
 		}
 		if err != nil {
+			readErr = err
 			break
 		}
+	}
+	if got < total {
+		t.Logf("the answer ended with %v; the proxy's stderr: %s", readErr, stderr.String())
 	}
 	mu.Lock()
 	defer mu.Unlock()
