@@ -37,7 +37,7 @@ var errBindAfterAuth = errors.New("session-bind: connection already bound for au
 // that session id once, not that this connection is that session. The
 // first forwarding bind is trusted to come from the laptop's ssh, as
 // OpenSSH's agent trusts it. Over ssh -R no bind comes from the laptop's
-// ssh, so the remote side chooses the first one (see PROTOCOL.md).
+// ssh, so the remote side chooses the first one (see protocol/PROTOCOL.md).
 func (c *conn) bind(payload []byte) error {
 	b, err := protocol.ParseSessionBind(payload)
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/llm-agent/llm-agent/fuzzseed"
+	"github.com/llm-agent/llm-agent/internal/fuzzseed"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/llm-agent/llm-agent/hostkeys"
+	"github.com/llm-agent/llm-agent/internal/hostkeys"
 )
 
 // hostNames names host keys from known_hosts files for prompts and the

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/llm-agent/llm-agent/authfile"
+	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/oauth"
 	"github.com/llm-agent/llm-agent/memsafe"
-	"github.com/llm-agent/llm-agent/oauth"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/agent"
-	"github.com/llm-agent/llm-agent/authfile"
+	"github.com/llm-agent/llm-agent/internal/authfile"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 

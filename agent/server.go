@@ -13,8 +13,8 @@ import (
 
 	sshagent "golang.org/x/crypto/ssh/agent"
 
+	"github.com/llm-agent/llm-agent/internal/peercred"
 	"github.com/llm-agent/llm-agent/memsafe"
-	"github.com/llm-agent/llm-agent/peercred"
 )
 
 // Version is reported by status@llm-agent.

@@ -5,7 +5,7 @@ import (
 	"os/exec"
 	"syscall"
 
-	"github.com/llm-agent/llm-agent/peercred"
+	"github.com/llm-agent/llm-agent/internal/peercred"
 )
 
 // fileID is a file's identity: device and inode.

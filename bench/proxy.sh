@@ -6,4 +6,4 @@
 # SLEEPERS (200) idle processes of the uid alive (BenchmarkPeerCheck). Timings are measured here, never asserted in tests.
 set -eu
 cd "$(dirname "$0")/.."
-exec go test -run '^$' -bench 'BenchmarkLatency|BenchmarkStream|BenchmarkPeerCheck' -benchtime "${BENCHTIME:-2s}" -count "${COUNT:-1}" ./proxy/
+exec go test -run '^$' -bench 'BenchmarkLatency|BenchmarkStream|BenchmarkPeerCheck' -benchtime "${BENCHTIME:-2s}" -count "${COUNT:-1}" ./internal/proxy/

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-agent/llm-agent/agenttest"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 	"github.com/llm-agent/llm-agent/protocol"
-	"github.com/llm-agent/llm-agent/sshtest"
 )
 
 // enclaveNote explains row 6, the cost of memguard, next to the profile

@@ -17,7 +17,7 @@ import (
 
 	sshagent "golang.org/x/crypto/ssh/agent"
 
-	"github.com/llm-agent/llm-agent/agenttest"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/llm-agent/llm-agent/peercred"
+	"github.com/llm-agent/llm-agent/internal/peercred"
 )
 
 // DefaultTimeout bounds one request/reply exchange, so that a client never

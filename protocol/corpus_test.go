@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/llm-agent/llm-agent/fuzzseed"
+	"github.com/llm-agent/llm-agent/internal/fuzzseed"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 

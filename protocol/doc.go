@@ -4,8 +4,8 @@
 //
 // It holds the message encodings (shared by the agent and its clients), a
 // frame reader with a hard size cap, and the client library that
-// llm-agent-client uses. PROTOCOL.md at the top of the repository is the
-// specification this package implements.
+// llm-agent-client uses. PROTOCOL.md beside this package is the
+// specification it implements.
 //
 // Secret values are carried as []byte that alias the frame they were decoded
 // from, so that a caller can wipe one buffer and know every copy is gone.

@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/llm-agent/llm-agent/clientcmd"
+	"github.com/llm-agent/llm-agent/internal/clientcmd"
 )
 
 func main() { os.Exit(clientcmd.Main(os.Args[1:])) }

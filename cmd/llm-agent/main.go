@@ -5,7 +5,7 @@ package main
 import (
 	"os"
 
-	"github.com/llm-agent/llm-agent/agentcmd"
+	"github.com/llm-agent/llm-agent/internal/agentcmd"
 )
 
 func main() { os.Exit(agentcmd.Main(os.Args[1:])) }

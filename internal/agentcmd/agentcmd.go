@@ -1,0 +1,586 @@
+package agentcmd
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/oauth"
+	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H known_hosts]
+                 [--upstream path] [--audit-log file]
+                 [--oauth-endpoint provider=url] [command [arg ...]]
+       llm-agent [-c | -s] -k
+`
+
+// options are the parsed command line.
+type options struct {
+	bind      string
+	csh, sh   bool
+	fg, debug bool
+	kill      bool
+	life      string
+	upstream  string
+	auditLog  string
+	known     []string
+	endpoints []string // --oauth-endpoint PROVIDER=URL
+	command   []string
+
+	// Internal: set on the re-executed daemon process.
+	child     bool
+	parentPID int
+	cleanDir  string
+}
+
+// Main runs llm-agent with args (without the program name) and returns
+// the exit status.
+func Main(args []string) int {
+	stderr := os.Stderr
+	o, err := parse(args, stderr)
+	if err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+		fmt.Fprint(stderr, usage)
+		return 1
+	}
+	if o.child {
+		return runChild(o)
+	}
+	if o.kill {
+		return kill(o, os.Stdout, stderr)
+	}
+	return start(o, os.Stdout, stderr)
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := pflag.NewFlagSet("llm-agent", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SetInterspersed(false)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVarP(&o.bind, "bind-address", "a", "", "bind the agent to the Unix socket `path`")
+	fs.BoolVarP(&o.csh, "csh", "c", false, "print C-shell commands")
+	fs.BoolVarP(&o.sh, "sh", "s", false, "print Bourne shell commands")
+	fs.BoolVarP(&o.fg, "foreground", "D", false, "stay in the foreground")
+	fs.BoolVarP(&o.debug, "debug", "d", false, "debug mode: foreground, log requests to stderr")
+	fs.BoolVarP(&o.kill, "kill", "k", false, "kill the agent named by LLM_AGENT_PID")
+	fs.StringVarP(&o.life, "lifetime", "t", "", "default lifetime of credentials (90, 30m, 8h, 1h30m)")
+	fs.StringVar(&o.upstream, "upstream", "", "serve SSH keys from the agent at `path` instead of an in-memory keyring")
+	fs.StringVar(&o.auditLog, "audit-log", "", "append JSON audit records to `file` (mode 0600)")
+	fs.StringArrayVarP(&o.known, "known-hosts", "H", nil, "name hosts from known_hosts `file` (repeatable; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+	fs.StringArrayVar(&o.endpoints, "oauth-endpoint", nil, "refresh `provider=url`'s OAuth tokens at url instead of the provider's token endpoint (repeatable)")
+	fs.BoolVar(&o.child, "daemon-child", false, "")
+	fs.IntVar(&o.parentPID, "parent-pid", 0, "")
+	fs.StringVar(&o.cleanDir, "clean-dir", "", "")
+	for _, n := range []string{"daemon-child", "parent-pid", "clean-dir"} {
+		fs.MarkHidden(n)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	o.command = fs.Args()
+	switch {
+	case o.csh && o.sh:
+		return nil, errors.New("-c and -s are mutually exclusive")
+	case o.fg && o.debug:
+		return nil, errors.New("-D and -d are mutually exclusive")
+	case (o.fg || o.debug) && len(o.command) > 0:
+		return nil, errors.New("a command cannot be run with -D or -d")
+	case o.kill && (o.fg || o.debug || o.bind != "" || len(o.command) > 0 || o.life != ""):
+		return nil, errors.New("-k takes no other options than -c or -s")
+	}
+	if o.life != "" {
+		if _, err := protocol.ParseLifetime(o.life); err != nil {
+			return nil, fmt.Errorf("invalid lifetime: %w", err)
+		}
+	}
+	if _, err := oauthEndpoints(o.endpoints); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// oauthEndpoints checks and maps the --oauth-endpoint PROVIDER=URL values.
+func oauthEndpoints(specs []string) (map[string]string, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(specs))
+	for _, spec := range specs {
+		provider, u, ok := strings.Cut(spec, "=")
+		if !ok || provider == "" || u == "" {
+			return nil, fmt.Errorf("--oauth-endpoint %q: want PROVIDER=URL", spec)
+		}
+		if _, known := oauth.Lookup(provider); !known {
+			return nil, fmt.Errorf("--oauth-endpoint: llm-agent does not refresh tokens of %q (it knows %s)", provider, strings.Join(oauth.Names(), ", "))
+		}
+		if err := oauth.CheckEndpoint(u); err != nil {
+			return nil, fmt.Errorf("--oauth-endpoint %s: %v", provider, err)
+		}
+		m[provider] = u
+	}
+	return m, nil
+}
+
+// cshStyle picks the output syntax as ssh-agent does: -c or -s, else by
+// whether $SHELL ends in "csh".
+func (o *options) cshStyle() bool {
+	if o.csh || o.sh {
+		return o.csh
+	}
+	return strings.HasSuffix(os.Getenv("SHELL"), "csh")
+}
+
+// printEnv prints the variables for eval. sshSock, when true, adds
+// SSH_AUTH_SOCK=sock: see needSSHAuthSock.
+func printEnv(w io.Writer, csh bool, sock string, pid int, sshSock bool) {
+	if csh {
+		fmt.Fprintf(w, "setenv LLM_AUTH_SOCK %s;\n", sock)
+		if sshSock {
+			fmt.Fprintf(w, "setenv SSH_AUTH_SOCK %s;\n", sock)
+		}
+		fmt.Fprintf(w, "setenv LLM_AGENT_PID %d;\n", pid)
+	} else {
+		fmt.Fprintf(w, "LLM_AUTH_SOCK=%s; export LLM_AUTH_SOCK;\n", sock)
+		if sshSock {
+			fmt.Fprintf(w, "SSH_AUTH_SOCK=%s; export SSH_AUTH_SOCK;\n", sock)
+		}
+		fmt.Fprintf(w, "LLM_AGENT_PID=%d; export LLM_AGENT_PID;\n", pid)
+	}
+	fmt.Fprintf(w, "echo Agent pid %d;\n", pid)
+}
+
+// needSSHAuthSock says whether to point SSH_AUTH_SOCK at our use socket:
+// when it names no live SSH agent. OpenSSH (9.2) forwards the socket of
+// ForwardAgent=PATH only when its own SSH_AUTH_SOCK reaches an agent, so
+// without one `ssh -o ForwardAgent=$LLM_AUTH_SOCK` would silently forward
+// nothing. The use socket is safe as ssh's agent and to forward: it is
+// use-only, and its SSH-key side is our keyring or --upstream. A live
+// agent (the user's ssh-agent) is left alone.
+func needSSHAuthSock() bool {
+	path := os.Getenv("SSH_AUTH_SOCK")
+	return path == "" || !liveSSHAgent(path, 2*time.Second)
+}
+
+// liveSSHAgent says whether an SSH agent answers at path within timeout:
+// it connects and asks for the identities (SSH_AGENTC_REQUEST_IDENTITIES,
+// which every agent answers, with a list or a failure).
+func liveSSHAgent(path string, timeout time.Duration) bool {
+	c, err := net.DialTimeout("unix", path, timeout)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return false
+	}
+	if _, err := c.Write([]byte{0, 0, 0, 1, protocol.MsgRequestIdentities}); err != nil {
+		return false
+	}
+	var hdr [5]byte
+	_, err = io.ReadFull(c, hdr[:])
+	return err == nil && hdr[4] != 0
+}
+
+func kill(o *options, stdout, stderr io.Writer) int {
+	s := os.Getenv("LLM_AGENT_PID")
+	if s == "" {
+		fmt.Fprintln(stderr, "llm-agent: LLM_AGENT_PID not set, cannot kill agent")
+		return 1
+	}
+	pid, err := strconv.Atoi(s)
+	if err != nil || pid < 2 {
+		fmt.Fprintf(stderr, "llm-agent: LLM_AGENT_PID=%q, which is not a good PID\n", s)
+		return 1
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		fmt.Fprintf(stderr, "llm-agent: kill %d: %v\n", pid, err)
+		return 1
+	}
+	// SSH_AUTH_SOCK goes too when it was ours (as ssh-agent -k unsets
+	// its variables); a user's own ssh-agent stays.
+	ours := os.Getenv("SSH_AUTH_SOCK") != "" && os.Getenv("SSH_AUTH_SOCK") == os.Getenv("LLM_AUTH_SOCK")
+	if o.cshStyle() {
+		fmt.Fprint(stdout, "unsetenv LLM_AUTH_SOCK;\n")
+		if ours {
+			fmt.Fprint(stdout, "unsetenv SSH_AUTH_SOCK;\n")
+		}
+		fmt.Fprint(stdout, "unsetenv LLM_AGENT_PID;\n")
+	} else {
+		fmt.Fprint(stdout, "unset LLM_AUTH_SOCK;\n")
+		if ours {
+			fmt.Fprint(stdout, "unset SSH_AUTH_SOCK;\n")
+		}
+		fmt.Fprint(stdout, "unset LLM_AGENT_PID;\n")
+	}
+	fmt.Fprintf(stdout, "echo Agent pid %d killed;\n", pid)
+	return 0
+}
+
+// start creates the socket, then serves in the foreground (-D, -d) or
+// starts the daemon and prints its environment, or runs a command.
+func start(o *options, stdout, stderr io.Writer) int {
+	var (
+		l, admin  *net.UnixListener
+		sock, dir string
+		err       error
+		budget    *memsafe.Budget
+	)
+	var sigs chan os.Signal
+	if o.fg || o.debug {
+		// Harden before the socket exists, so that nothing can connect to
+		// (or read) a process that is not yet protected; and catch signals
+		// before then too, so that a SIGINT or SIGTERM sent as soon as the
+		// socket appears cleans up rather than killing the process.
+		if budget, err = memsafe.Harden(); err != nil {
+			fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+			return 1
+		}
+		sigs = notifySignals()
+	}
+	if o.bind != "" {
+		sock, err = filepath.Abs(o.bind)
+		if err == nil {
+			l, admin, err = agent.ListenPath(sock)
+		}
+	} else {
+		l, admin, sock, dir, err = agent.ListenTemp(os.Getenv("TMPDIR"), os.Getpid())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+		return 1
+	}
+	// LLM_AUTH_SOCK (l) is use-only and is what users forward; admin, the
+	// management socket beside it, is for the laptop's own clients.
+	l.SetUnlinkOnClose(false)
+	admin.SetUnlinkOnClose(false)
+	if o.auditLog != "" {
+		if o.auditLog, err = filepath.Abs(o.auditLog); err != nil {
+			fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+			return 1
+		}
+	}
+	cleanup := func() {
+		l.Close()
+		admin.Close()
+		os.Remove(sock)
+		os.Remove(agent.AdminPath(sock))
+		if dir != "" {
+			os.Remove(dir)
+		}
+	}
+
+	if o.fg || o.debug {
+		printEnv(stdout, o.cshStyle(), sock, os.Getpid(), needSSHAuthSock())
+		if f, ok := stdout.(*os.File); ok {
+			f.Sync()
+		}
+		return serve(o, budget, l, admin, sock, dir, nil, stderr, sigs)
+	}
+
+	pid, err := spawn(o, l, admin, sock, dir)
+	if err != nil {
+		cleanup()
+		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+		return 1
+	}
+	l.Close() // the daemon holds its own copies
+	admin.Close()
+	sshSock := needSSHAuthSock()
+	if len(o.command) == 0 {
+		printEnv(stdout, o.cshStyle(), sock, pid, sshSock)
+		return 0
+	}
+	return runCommand(o.command, sock, pid, sshSock, stderr)
+}
+
+// spawn re-executes this program as the daemon: a new session, cwd /,
+// stdio on /dev/null, the listening use socket and audit log as fds 3 and
+// 4, a pipe on fd 5 on which it reports that it is ready (or why not), and
+// the listening admin socket as fd 6.
+func spawn(o *options, l, admin *net.UnixListener, sock, dir string) (int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("finding own executable: %w", err)
+	}
+	lf, err := l.File()
+	if err != nil {
+		return 0, fmt.Errorf("socket: %w", err)
+	}
+	defer lf.Close()
+	af, err := admin.File()
+	if err != nil {
+		return 0, fmt.Errorf("admin socket: %w", err)
+	}
+	defer af.Close()
+	audit, err := openAudit(o.auditLog)
+	if err != nil {
+		return 0, err
+	}
+	defer audit.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer pr.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		pw.Close()
+		return 0, err
+	}
+	defer null.Close()
+
+	args := []string{"--daemon-child", "-a", sock}
+	if o.life != "" {
+		args = append(args, "-t", o.life)
+	}
+	if o.upstream != "" {
+		up, _ := filepath.Abs(o.upstream)
+		args = append(args, "--upstream", up)
+	}
+	if o.auditLog != "" {
+		args = append(args, "--audit-log", o.auditLog)
+	}
+	for _, k := range o.known {
+		abs, _ := filepath.Abs(k)
+		args = append(args, "-H", abs)
+	}
+	for _, e := range o.endpoints {
+		args = append(args, "--oauth-endpoint", e)
+	}
+	if dir != "" {
+		args = append(args, "--clean-dir", dir)
+	}
+	if len(o.command) > 0 {
+		args = append(args, "--parent-pid", strconv.Itoa(os.Getpid()))
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = "/"
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	cmd.ExtraFiles = []*os.File{lf, audit, pw, af}
+	cmd.SysProcAttr = daemonAttr(len(o.command) > 0)
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		return 0, fmt.Errorf("starting daemon: %w", err)
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+
+	// Wait for the daemon to say it is serving, so that errors it meets
+	// while hardening itself reach the user.
+	msg := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(pr).ReadString('\n')
+		msg <- line
+	}()
+	select {
+	case line := <-msg:
+		if line != "ok\n" {
+			if line == "" {
+				line = "daemon exited before it was ready"
+			}
+			return 0, errors.New(strings.TrimSpace(line))
+		}
+	case <-time.After(10 * time.Second):
+		syscall.Kill(pid, syscall.SIGTERM)
+		return 0, errors.New("daemon did not become ready within 10 seconds")
+	}
+	return pid, nil
+}
+
+func openAudit(path string) (*os.File, error) {
+	if path == "" {
+		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	}
+	return agent.OpenAuditLog(path)
+}
+
+// runCommand runs the user's command with the agent's variables set, and
+// stops the agent when the command exits, returning its status.
+func runCommand(argv []string, sock string, pid int, sshSock bool, stderr io.Writer) int {
+	defer syscall.Kill(pid, syscall.SIGTERM)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), "LLM_AUTH_SOCK="+sock, "LLM_AGENT_PID="+strconv.Itoa(pid))
+	if sshSock {
+		cmd.Env = append(cmd.Env, "SSH_AUTH_SOCK="+sock)
+	}
+	// Let the command, not us, react to the terminal's signals.
+	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				return 128 + int(ws.Signal())
+			}
+			return ee.ExitCode()
+		}
+		fmt.Fprintf(stderr, "llm-agent: %s: %v\n", argv[0], err)
+		return 1
+	}
+	return 0
+}
+
+// runChild is the daemon process started by spawn.
+func runChild(o *options) int {
+	ready := os.NewFile(5, "ready")
+	budget, err := memsafe.Harden()
+	if err != nil {
+		fmt.Fprintf(ready, "llm-agent: %v\n", err)
+		return 1
+	}
+	lf := os.NewFile(3, "listener")
+	fl, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		fmt.Fprintf(ready, "llm-agent: inheriting socket: %v\n", err)
+		return 1
+	}
+	l := fl.(*net.UnixListener)
+	l.SetUnlinkOnClose(false)
+	af := os.NewFile(6, "admin listener")
+	fa, err := net.FileListener(af)
+	af.Close()
+	if err != nil {
+		fmt.Fprintf(ready, "llm-agent: inheriting admin socket: %v\n", err)
+		return 1
+	}
+	admin := fa.(*net.UnixListener)
+	admin.SetUnlinkOnClose(false)
+	audit := os.NewFile(4, "audit")
+	if o.auditLog == "" {
+		audit.Close()
+		audit = nil
+	}
+	return serve(o, budget, l, admin, o.bind, o.cleanDir, ready, audit, notifySignals())
+}
+
+// notifySignals catches the signals the agent acts on.
+func notifySignals() chan os.Signal {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGINT)
+	return sigs
+}
+
+// serve runs the agent on l (use) and admin until a signal on sigs, and
+// cleans up. ready, when not nil, is told "ok" once serving. out is where
+// -d logs go, or (in the daemon) the audit file.
+func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock, dir string, ready *os.File, out io.Writer, sigs chan os.Signal) int {
+	fail := func(format string, a ...any) int {
+		msg := fmt.Sprintf("llm-agent: "+format, a...)
+		if ready != nil {
+			fmt.Fprintln(ready, msg)
+		} else {
+			fmt.Fprintln(os.Stderr, msg)
+		}
+		l.Close()
+		admin.Close()
+		os.Remove(sock)
+		os.Remove(agent.AdminPath(sock))
+		if dir != "" {
+			os.Remove(dir)
+		}
+		return 1
+	}
+	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
+	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
+	if o.life != "" {
+		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)
+	}
+	cfg.Askpass = os.Getenv("LLM_AGENT_ASKPASS")
+	if cfg.Askpass == "" {
+		cfg.Askpass = os.Getenv("SSH_ASKPASS")
+	}
+	var auditW, debugW io.Writer
+	if ready != nil {
+		if f, ok := out.(*os.File); ok && f != nil {
+			auditW = f
+		}
+	} else {
+		if o.auditLog != "" {
+			f, err := agent.OpenAuditLog(o.auditLog)
+			if err != nil {
+				return fail("%v", err)
+			}
+			defer f.Close()
+			auditW = f
+		}
+		if o.debug {
+			debugW = os.Stderr
+			cfg.Debug = log.New(os.Stderr, fmt.Sprintf("llm-agent[%d]: ", os.Getpid()), 0)
+		}
+	}
+	cfg.Audit = agent.NewAuditLog(auditW, debugW)
+	a := agent.New(cfg)
+
+	if !(o.fg || o.debug) {
+		signal.Ignore(syscall.SIGINT)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l, admin) }()
+	if ready != nil {
+		fmt.Fprintln(ready, "ok")
+		ready.Close()
+	}
+	var parentGone <-chan time.Time
+	if o.parentPID > 0 {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		parentGone = t.C
+	}
+	status := 0
+loop:
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGUSR1 {
+				a.RemoveAll()
+				continue
+			}
+			cfg.Debug.Printf("exiting on %v", s)
+			break loop
+		case err := <-served:
+			if err != nil {
+				cfg.Debug.Printf("%v", err)
+				status = 1
+			}
+			break loop
+		case <-parentGone:
+			// The command we were started for is gone (llm-agent cmd).
+			if os.Getppid() != o.parentPID {
+				break loop
+			}
+		}
+	}
+	a.Close()
+	os.Remove(sock)
+	os.Remove(agent.AdminPath(sock))
+	if dir != "" {
+		os.Remove(dir)
+	}
+	memsafe.Purge()
+	return status
+}

@@ -1,0 +1,108 @@
+package authfile
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llm-agent/llm-agent/internal/fuzzseed"
+)
+
+var updateCorpus = flag.Bool("update-corpus", false, "rewrite the generated seed files in testdata/fuzz")
+
+// spliceSeeds are files ReplaceOAuth may meet: the three formats, pretty
+// and compact, with members missing, escaped, or in odd places.
+func spliceSeeds(t testing.TB) map[string][]byte {
+	seeds := map[string][]byte{}
+	for _, name := range []string{"opencode.json", "claude.json", "codex.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeds[strings.TrimSuffix(name, ".json")] = b
+	}
+	for name, s := range map[string]string{
+		"opencode_compact":    `{"openai":{"type":"oauth","refresh":"r","access":"a","expires":0},"x":{"type":"api","key":"k"}}`,
+		"opencode_escaped":    `{"anthropic":{"type":"oauth","refresh":"r\u0031","access":"a\/b","expires":1e3,"extra":[1,{"a":null}]}}`,
+		"claude_no_expiry":    "{\n  \"claudeAiOauth\": {\n    \"accessToken\": \"a\",\n    \"refreshToken\": \"r\"\n  }\n}\n",
+		"claude_null_expiry":  `{"claudeAiOauth":{"accessToken":"a","refreshToken":"r","expiresAt":null},"mcpOAuth":{}}`,
+		"codex_no_stamp":      `{"tokens":{"access_token":"a","refresh_token":"r"}}`,
+		"codex_nested_stamp":  `{"tokens":{"access_token":"a","refresh_token":"r","last_refresh":"x"},"OPENAI_API_KEY":"k"}`,
+		"err_opencode_api":    `{"openai":{"type":"api","key":"k"}}`,
+		"err_claude_null":     `{"claudeAiOauth":null}`,
+		"err_not_json":        `{"openai":`,
+		"err_duplicate_key":   `{"openai":{"type":"oauth","refresh":"r","refresh":"s","access":"a","expires":0}}`,
+		"err_bom_and_garbage": "\xef\xbb\xbf{}x",
+	} {
+		seeds[name] = []byte(s)
+	}
+	return seeds
+}
+
+func TestSpliceSeedCorpus(t *testing.T) {
+	files := map[string][]byte{}
+	for name, b := range spliceSeeds(t) {
+		files[name] = fuzzseed.Bytes(b)
+	}
+	fuzzseed.Check(t, "./internal/authfile/", "FuzzReplaceOAuth", files, *updateCorpus)
+}
+
+// FuzzReplaceOAuth: for any file, ReplaceOAuth either refuses, or returns
+// a file of the same format in which the entry holds the new tokens and
+// every other entry parses exactly as before; the input is never changed.
+func FuzzReplaceOAuth(f *testing.F) {
+	for _, b := range spliceSeeds(f) {
+		f.Add(b)
+	}
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		format, before, perr := Parse("", data)
+		if perr != nil {
+			format = FormatOpencode // must be refused
+		}
+		providers := []string{"anthropic", "openai", "github-copilot"}
+		for _, e := range before {
+			providers = append(providers, e.Provider)
+		}
+		for _, provider := range providers {
+			in := bytes.Clone(data)
+			up := Update{Access: []byte("NEW-A\"\\"), Refresh: []byte("NEW-R"), Expires: 1800000000000, Now: now}
+			out, err := ReplaceOAuth(format, in, provider, up)
+			if !bytes.Equal(in, data) {
+				t.Fatalf("input modified")
+			}
+			if perr != nil && err == nil {
+				t.Fatalf("%s: rewrote a file that does not parse", provider)
+			}
+			if err != nil {
+				if out != nil || strings.ContainsAny(err.Error(), "\r\n") {
+					t.Fatalf("bad error: %v", err)
+				}
+				continue
+			}
+			f2, after, err := Parse("", out)
+			if err != nil || f2 != format || len(after) != len(before) {
+				t.Fatalf("%s: rewritten file: format %q, %d entries (had %d), %v", provider, f2, len(after), len(before), err)
+			}
+			for i := range before {
+				b, a := before[i], after[i]
+				if b.Provider != provider || b.Kind != KindOAuth {
+					if !reflect.DeepEqual(a, b) {
+						t.Fatalf("entry %s changed", b.Provider)
+					}
+					continue
+				}
+				if string(a.Fields[FieldAccess]) != string(up.Access) || string(a.Fields[FieldRefresh]) != string(up.Refresh) {
+					t.Fatalf("entry %s does not hold the new tokens", provider)
+				}
+			}
+			wipeAll(after)
+		}
+		wipeAll(before)
+	})
+}

@@ -1,0 +1,350 @@
+package clientcmd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/hostkeys"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// constraintFlags are the options add and import share.
+type constraintFlags struct {
+	life       string
+	confirm    bool
+	localOnly  bool
+	hosts      []string
+	knownHosts []string
+}
+
+func (c *constraintFlags) register(fsAdd interface {
+	StringVarP(p *string, name, shorthand, value, usage string)
+	BoolVarP(p *bool, name, shorthand string, value bool, usage string)
+	BoolVar(p *bool, name string, value bool, usage string)
+	StringArrayVarP(p *[]string, name, shorthand string, value []string, usage string)
+}) {
+	fsAdd.StringVarP(&c.life, "lifetime", "t", "", "drop the credential after `life` (90, 30m, 8h, 1h30m)")
+	fsAdd.BoolVarP(&c.confirm, "confirm", "c", false, "ask the owner (askpass) before each use")
+	fsAdd.BoolVar(&c.localOnly, "local-only", false, "never show or hand out the credential on a forwarded connection")
+	fsAdd.StringArrayVarP(&c.hosts, "host", "h", nil, "only usable through `host` (repeatable; 'a>b' for a hop chain); keys from known_hosts")
+	fsAdd.StringArrayVarP(&c.knownHosts, "known-hosts", "H", nil, "read host keys from `file` instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
+}
+
+func (c *constraintFlags) constraints() (protocol.Constraints, error) {
+	var out protocol.Constraints
+	if c.life != "" {
+		d, err := protocol.ParseLifetime(c.life)
+		if err != nil {
+			return out, err
+		}
+		out.Lifetime = uint32(d.Seconds())
+	}
+	out.Confirm = c.confirm
+	out.LocalOnly = c.localOnly
+	if len(c.hosts) == 0 {
+		return out, nil
+	}
+	files := c.knownHosts
+	if len(files) == 0 {
+		files = hostkeys.DefaultFiles()
+	}
+	entries, err := hostkeys.ReadFiles(files)
+	if err != nil {
+		return out, err
+	}
+	for _, spec := range c.hosts {
+		var chain protocol.Chain
+		for _, h := range strings.Split(spec, ">") {
+			h = strings.TrimSpace(h)
+			if h == "" {
+				return out, fmt.Errorf("-h %q: empty host in chain", spec)
+			}
+			keys := hostkeys.Lookup(entries, h)
+			if len(keys) == 0 {
+				return out, fmt.Errorf("-h %q: no host key for %q in %s", spec, h, strings.Join(files, ", "))
+			}
+			chain = append(chain, protocol.Hop{Host: h, Keys: keys})
+		}
+		out.Destinations = append(out.Destinations, chain)
+	}
+	return out, nil
+}
+
+func runAdd(e *env, args []string) error {
+	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] PROVIDER")
+	var cf constraintFlags
+	cf.register(fs)
+	asJSON := fs.Bool("json", false, "read an opencode auth.json entry ({\"type\":...}) from stdin instead of a bare secret")
+	wellknown := fs.String("wellknown", "", "add a wellknown credential whose variable is `NAME`; the token is the secret")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("want exactly one PROVIDER (the secret is read from stdin or a prompt, never from the command line)")
+	}
+	provider := fs.Arg(0)
+	if err := protocol.ValidName(provider); err != nil {
+		return err
+	}
+	if *asJSON && *wellknown != "" {
+		return errors.New("--json and --wellknown are mutually exclusive")
+	}
+	if *wellknown != "" {
+		// exec would refuse it on the server; say so now.
+		if err := checkCredentialVar(*wellknown); err != nil {
+			return fmt.Errorf("--wellknown: %w", err)
+		}
+	}
+	cons, err := cf.constraints()
+	if err != nil {
+		return err
+	}
+	var cred protocol.Credential
+	switch {
+	case *asJSON:
+		data, err := readSecret(e, "")
+		if err != nil {
+			return err
+		}
+		ent, err := parseEntry(provider, data)
+		protocol.Wipe(data)
+		if err != nil {
+			return err
+		}
+		cred = fromEntry(ent)
+	default:
+		what := "API key"
+		if *wellknown != "" {
+			what = "token"
+		}
+		secret, err := readSecret(e, fmt.Sprintf("Enter %s for %s: ", what, provider))
+		if err != nil {
+			return err
+		}
+		if len(secret) == 0 {
+			return errors.New("empty secret")
+		}
+		if *wellknown != "" {
+			cred = protocol.Credential{Provider: provider, Kind: protocol.KindWellKnown, Fields: []protocol.Field{
+				{Name: protocol.FieldKey, Value: []byte(*wellknown)}, {Name: protocol.FieldToken, Value: secret}}}
+		} else {
+			cred = protocol.Credential{Provider: provider, Kind: protocol.KindAPI, Fields: []protocol.Field{{Name: protocol.FieldKey, Value: secret}}}
+		}
+	}
+	defer cred.Wipe()
+	if err := cred.Validate(); err != nil {
+		return err
+	}
+	c, err := connect(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Add(&protocol.AddRequest{Credential: cred, Constraints: cons}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "Credential added: %s (%s)%s\n", provider, cred.Kind, describeConstraints(cons))
+	return nil
+}
+
+func describeConstraints(c protocol.Constraints) string {
+	var parts []string
+	if c.Lifetime != 0 {
+		parts = append(parts, fmt.Sprintf("lifetime %ds", c.Lifetime))
+	}
+	if c.Confirm {
+		parts = append(parts, "confirm")
+	}
+	if c.LocalOnly {
+		parts = append(parts, "local-only")
+	}
+	for _, ch := range c.Destinations {
+		parts = append(parts, "host "+ch.String())
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, ", ")
+}
+
+// readSecret reads a secret from the terminal without echo, or from stdin
+// when it is not a terminal (one value; trailing newlines are dropped).
+func readSecret(e *env, prompt string) ([]byte, error) {
+	if f, ok := e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if prompt == "" {
+			return nil, errors.New("--json wants the entry on stdin, not a terminal")
+		}
+		fmt.Fprint(e.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(e.stderr)
+		if err != nil {
+			return nil, fmt.Errorf("reading secret: %w", err)
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(e.stdin, protocol.MaxValueLen+1))
+	if err != nil {
+		protocol.Wipe(b)
+		return nil, fmt.Errorf("reading stdin: %w", err)
+	}
+	if len(b) > protocol.MaxValueLen {
+		protocol.Wipe(b)
+		return nil, fmt.Errorf("stdin holds more than %d bytes", protocol.MaxValueLen)
+	}
+	return bytes.TrimRight(b, "\r\n"), nil
+}
+
+// fromEntry converts an auth-file entry into a wire credential; the values
+// are shared, so wiping either wipes both.
+func fromEntry(ent authfile.Entry) protocol.Credential {
+	c := protocol.Credential{Provider: ent.Provider, Kind: ent.Kind}
+	for _, name := range []string{protocol.FieldKey, protocol.FieldRefresh, protocol.FieldAccess, protocol.FieldExpires,
+		protocol.FieldAccountID, protocol.FieldEnterpriseURL, protocol.FieldToken} {
+		if v, ok := ent.Fields[name]; ok {
+			c.Fields = append(c.Fields, protocol.Field{Name: name, Value: v})
+		}
+	}
+	if len(ent.Extra) > 0 {
+		c.Fields = append(c.Fields, protocol.Field{Name: protocol.FieldExtra, Value: ent.Extra})
+	}
+	return c
+}
+
+// toEntry converts a wire credential into an auth-file entry (sharing
+// values).
+func toEntry(c *protocol.Credential) authfile.Entry {
+	ent := authfile.Entry{Provider: c.Provider, Kind: c.Kind, Fields: map[string][]byte{}}
+	for _, f := range c.Fields {
+		if f.Name == protocol.FieldExtra {
+			ent.Extra = f.Value
+			continue
+		}
+		ent.Fields[f.Name] = f.Value
+	}
+	return ent
+}
+
+func runImport(e *env, args []string) error {
+	fs := flagSet(e, "import", "[-c] [-t life] [-h host]... [--local-only] [--write-back] [--provider P]... FILE")
+	var cf constraintFlags
+	cf.register(fs)
+	providers := fs.StringArray("provider", nil, "import only `P` (repeatable)")
+	writeBack := fs.Bool("write-back", false, "when the agent refreshes an OAuth login and gets a new refresh token, write it back to FILE")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("want exactly one FILE (opencode auth.json, ~/.claude/.credentials.json or ~/.codex/auth.json)")
+	}
+	cons, err := cf.constraints()
+	if err != nil {
+		return err
+	}
+	format, entries, err := authfile.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for i := range entries {
+			entries[i].Wipe()
+		}
+	}()
+	entries, err = authfile.Filter(entries, *providers)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return fmt.Errorf("%s holds no credentials", fs.Arg(0))
+	}
+	creds := make([]protocol.Credential, len(entries))
+	for i := range entries {
+		creds[i] = fromEntry(entries[i])
+		if err := creds[i].Validate(); err != nil {
+			return fmt.Errorf("%s: %s: %v", fs.Arg(0), entries[i].Provider, err)
+		}
+	}
+	c, err := connect(e)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// Nothing half-imported: if the agent refuses one, take back the
+	// ones this import added that were not there before.
+	before := map[string]bool{}
+	if list, err := c.List(); err == nil {
+		for _, x := range list {
+			before[x.Provider] = true
+		}
+	}
+	var wb *protocol.WriteBack
+	if *writeBack {
+		abs, err := filepath.Abs(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		wb = &protocol.WriteBack{Path: abs, Format: string(format)}
+	}
+	var added []string
+	for i := range creds {
+		cons := cons
+		if creds[i].Kind == protocol.KindOAuth {
+			cons.WriteBack = wb // nothing to rotate in the others
+		}
+		if err := c.Add(&protocol.AddRequest{Credential: creds[i], Constraints: cons}); err != nil {
+			for _, p := range added {
+				if !before[p] {
+					c.Remove(p)
+				}
+			}
+			return fmt.Errorf("%s: %s: %w", fs.Arg(0), creds[i].Provider, err)
+		}
+		added = append(added, creds[i].Provider)
+	}
+	for i, p := range added {
+		more := ""
+		if wb != nil && creds[i].Kind == protocol.KindOAuth {
+			more = ", rotated tokens written back"
+		}
+		fmt.Fprintf(e.stderr, "Credential added: %s (from %s file %s%s)%s\n", p, format, fs.Arg(0), more, describeConstraints(cons))
+	}
+	return nil
+}
+
+// wrapEntry returns {"provider": entry}, the shape of an auth.json file
+// and of OPENCODE_AUTH_CONTENT, in one fresh buffer for the caller to wipe.
+func wrapEntry(provider string, entry []byte) []byte {
+	key := strconv.Quote(provider)
+	out := make([]byte, 0, len(entry)+len(key)+3)
+	out = append(out, '{')
+	out = append(out, key...)
+	out = append(out, ':')
+	out = append(out, entry...)
+	return append(out, '}')
+}
+
+// parseEntry reads one opencode auth.json entry by wrapping it in a file
+// of one provider.
+func parseEntry(provider string, data []byte) (authfile.Entry, error) {
+	wrapped := wrapEntry(provider, data)
+	defer protocol.Wipe(wrapped)
+	format, entries, err := authfile.Parse("stdin", wrapped)
+	if err != nil {
+		return authfile.Entry{}, err
+	}
+	if format != authfile.FormatOpencode || len(entries) != 1 {
+		for i := range entries {
+			entries[i].Wipe()
+		}
+		return authfile.Entry{}, errors.New("stdin: want one opencode auth.json entry such as {\"type\":\"api\",\"key\":\"...\"}")
+	}
+	return entries[0], nil
+}

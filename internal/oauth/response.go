@@ -1,0 +1,249 @@
+package oauth
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/llm-agent/llm-agent/internal/authfile"
+)
+
+// requestBody builds a refresh request's body in one buffer of exactly its
+// size, so that no partial copy of the token is left behind by growth.
+func requestBody(p Provider, refresh []byte) []byte {
+	type field struct {
+		name  string
+		value []byte
+	}
+	fields := []field{
+		{"grant_type", []byte("refresh_token")},
+		{"refresh_token", refresh},
+		{"client_id", []byte(p.ClientID)},
+	}
+	if p.Scope != "" {
+		fields = append(fields, field{"scope", []byte(p.Scope)})
+	}
+	if p.Grant == GrantJSON {
+		n := 1
+		for i, f := range fields {
+			if i > 0 {
+				n++
+			}
+			n += len(f.name) + 3 + jsonLen(f.value) + 2
+		}
+		n++
+		b := make([]byte, 0, n)
+		b = append(b, '{')
+		for i, f := range fields {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = append(b, f.name...)
+			b = append(b, '"', ':', '"')
+			b = appendJSON(b, f.value)
+			b = append(b, '"')
+		}
+		return append(b, '}')
+	}
+	n := 0
+	for i, f := range fields {
+		if i > 0 {
+			n++
+		}
+		n += len(f.name) + 1 + formLen(f.value)
+	}
+	b := make([]byte, 0, n)
+	for i, f := range fields {
+		if i > 0 {
+			b = append(b, '&')
+		}
+		b = append(b, f.name...)
+		b = append(b, '=')
+		b = appendForm(b, f.value)
+	}
+	return b
+}
+
+func jsonLen(v []byte) int {
+	n := 0
+	for _, c := range v {
+		switch {
+		case c == '"' || c == '\\':
+			n += 2
+		case c < 0x20:
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// appendJSON appends v escaped for a JSON string (without the quotes).
+func appendJSON(b, v []byte) []byte {
+	const hex = "0123456789abcdef"
+	for _, c := range v {
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		default:
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+func formLen(v []byte) int {
+	n := 0
+	for _, c := range v {
+		if unreserved(c) {
+			n++
+		} else {
+			n += 3
+		}
+	}
+	return n
+}
+
+// appendForm appends v percent-encoded (RFC 3986 unreserved kept).
+func appendForm(b, v []byte) []byte {
+	const hex = "0123456789ABCDEF"
+	for _, c := range v {
+		if unreserved(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hex[c>>4], hex[c&0xF])
+		}
+	}
+	return b
+}
+
+// ParseToken reads a successful token endpoint answer for p: the access
+// token (required), a rotated refresh token (when p has a RefreshField
+// and the answer a non-empty string there), and the expiry, from the
+// answer's ExpiresInField or ExpiresAtField, else from the access token
+// as a JWT, else p's Lifetime from now. Tokens must be 1 to MaxToken
+// visible ASCII characters, since they end up in HTTP headers. The
+// returned slices are fresh; on error nothing is kept. Errors never hold
+// a byte of data.
+func ParseToken(p Provider, data []byte, now time.Time) (*Token, error) {
+	return parseToken(p, data, now)
+}
+
+func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
+	var keys []string
+	for _, k := range []string{p.AccessField, p.RefreshField, p.ExpiresInField, p.ExpiresAtField} {
+		if k != "" {
+			keys = append(keys, k)
+		}
+	}
+	m, err := authfile.Members(data, keys...)
+	if err != nil {
+		return nil, &StatusError{Provider: p.Name, Reason: "a body that is not a JSON object: " + err.Error()}
+	}
+	defer func() {
+		for _, v := range m {
+			clear(v.Value)
+		}
+	}()
+	bad := func(reason string) (*Token, error) {
+		return nil, &StatusError{Provider: p.Name, Reason: reason}
+	}
+	access, ok := m[p.AccessField]
+	if !ok || access.Kind != "string" || len(access.Value) == 0 {
+		return bad("without an access token")
+	}
+	if !tokenBytes(access.Value) {
+		return bad("a malformed access token")
+	}
+	var refresh []byte
+	if p.RefreshField != "" {
+		if v, ok := m[p.RefreshField]; ok && v.Kind != "null" {
+			if v.Kind != "string" || !tokenBytes(v.Value) {
+				return bad("a malformed refresh token")
+			}
+			refresh = v.Value
+		}
+	}
+	var expires time.Time
+	if v, ok := m[p.ExpiresInField]; ok && p.ExpiresInField != "" && v.Kind != "null" {
+		s, ok := seconds(v, 10*365*24*3600)
+		if !ok {
+			return bad("a malformed " + p.ExpiresInField)
+		}
+		expires = now.Add(time.Duration(s * float64(time.Second)))
+	} else if v, ok := m[p.ExpiresAtField]; ok && p.ExpiresAtField != "" && v.Kind != "null" {
+		s, ok := seconds(v, 1e10)
+		if !ok {
+			return bad("a malformed " + p.ExpiresAtField)
+		}
+		expires = time.UnixMilli(int64(s * 1000))
+	} else if ms := authfile.JWTExpiryMillis(access.Value); ms > 0 {
+		expires = time.UnixMilli(ms)
+	} else {
+		lifetime := p.Lifetime
+		if lifetime <= 0 {
+			lifetime = time.Hour
+		}
+		expires = now.Add(lifetime)
+	}
+	tok := &Token{Access: access.Value, Refresh: refresh, Expires: expires}
+	// The token owns these slices now; the deferred wipe must spare them.
+	delete(m, p.AccessField)
+	if refresh != nil {
+		delete(m, p.RefreshField)
+	}
+	return tok, nil
+}
+
+// seconds reads a JSON number of seconds: positive, finite, at most max.
+func seconds(v authfile.Member, max float64) (float64, bool) {
+	if v.Kind != "number" {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(v.Value), 64)
+	if err != nil || !(f > 0 && f <= max) { // also refuses NaN
+		return 0, false
+	}
+	return f, true
+}
+
+// tokenBytes reports whether t is 1 to MaxToken visible ASCII characters.
+func tokenBytes(t []byte) bool {
+	if len(t) == 0 || len(t) > MaxToken {
+		return false
+	}
+	for _, c := range t {
+		if c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// errorCode returns the OAuth "error" member of a failure answer when it
+// is a plain code (letters, digits, _ . -; at most 64), else "". The
+// error_description is never read: it is free text from the server.
+func errorCode(data []byte) string {
+	m, err := authfile.Members(data, "error")
+	if err != nil {
+		return ""
+	}
+	v := m["error"]
+	defer clear(v.Value)
+	if v.Kind != "string" || len(v.Value) == 0 || len(v.Value) > 64 {
+		return ""
+	}
+	for _, c := range v.Value {
+		if !(unreserved(c) && c != '~') {
+			return ""
+		}
+	}
+	return string(v.Value)
+}

@@ -1,0 +1,627 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llm-agent/llm-agent/internal/oauth"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// Socket is the agent's socket; the proxy dials it once per request.
+	Socket string
+	// Dial, when set, replaces the dial of Socket (a Follower's Dial:
+	// the owner's agent wherever it is now); its errors should say what
+	// was found, in one line.
+	Dial func(ctx context.Context) (net.Conn, error)
+	// Upstreams overrides providers' base URLs by name (--upstream). A
+	// name without a row in the table gets an OpenAI-compatible route.
+	Upstreams map[string]string
+	// Timeout bounds one exchange with the agent, dial included; zero
+	// means protocol.DefaultTimeout, which leaves the owner time to
+	// answer a confirm prompt.
+	Timeout time.Duration
+	// Requester says who asks, as reported to the agent; nil reports
+	// nothing.
+	Requester func() *protocol.Requester
+	// Transport sends the upstream requests; nil means one that never
+	// changes the compression the tool asked for.
+	Transport http.RoundTripper
+	// Peer, when set, judges the process behind each TCP connection the
+	// proxy accepts (once per connection, before its first request is
+	// served); an error refuses every request on it with a 403 and is
+	// logged. NewPeerCheck's Check is the one llm-agent-client uses.
+	Peer func(local, remote net.Addr) error
+	// Refused gets one line per refused connection, naming the process
+	// and why, whether or not Log is set. Nil means Log.
+	Refused *log.Logger
+	// Log gets one line per request (provider, method, path, status,
+	// time) and each failure; never a credential, a key or a query
+	// string. Nil is quiet.
+	Log *log.Logger
+}
+
+// Proxy is the auth-injecting reverse proxy. It is an http.Handler.
+type Proxy struct {
+	cfg    Config
+	dummy  []byte
+	routes map[string]*route
+	rp     *httputil.ReverseProxy
+	srv    *http.Server
+	link   linkState
+
+	noGuard sync.Once // RegisterWithGuard says "no guard" once
+}
+
+type route struct {
+	prov     Provider
+	base     string // upstream base URL, no trailing slash
+	override bool
+}
+
+// New makes a proxy with a fresh random dummy key.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Socket == "" {
+		return nil, errors.New("no agent socket")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = protocol.DefaultTimeout
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport()
+	}
+	p := &Proxy{cfg: cfg, routes: map[string]*route{}}
+	p.link.closed = make(chan struct{})
+	for _, prov := range table() {
+		p.routes[prov.Name] = &route{prov: prov, base: prov.Upstream}
+	}
+	for name, u := range cfg.Upstreams {
+		if !validRouteName(name) {
+			return nil, fmt.Errorf("--upstream %s: not a provider name (letters, digits, '-', '_', '.')", name)
+		}
+		if err := CheckUpstream(u); err != nil {
+			return nil, fmt.Errorf("--upstream %s: %v", name, err)
+		}
+		r := p.routes[name]
+		if r == nil {
+			r = &route{prov: Provider{Name: name, Key: Bearer, Errors: OpenAIErrors}}
+			p.routes[name] = r
+		}
+		r.base, r.override = strings.TrimRight(u, "/"), true
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	// "sk-" because some tools check that an API key looks like one.
+	p.dummy = []byte("sk-llm-agent-proxy-" + base64.RawURLEncoding.EncodeToString(key))
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:   p.rewrite,
+		Transport: cfg.Transport,
+		// Flush after every read: server-sent events and any other
+		// streamed answer reach the tool as the upstream sends them.
+		FlushInterval: -1,
+		ErrorHandler:  p.upstreamError,
+		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+	p.srv = &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, &peerVerdict{conn: c})
+		},
+	}
+	return p, nil
+}
+
+// NewTransport is the default upstream transport: HTTP/2 where the
+// upstream offers it, the environment's HTTPS_PROXY, and no compression of
+// its own (the tool's Accept-Encoding and the upstream's Content-Encoding
+// pass through untouched).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        100,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  true,
+	}
+}
+
+// CheckUpstream accepts an upstream base URL: https, or plain http to a
+// loopback address only (a credential must not cross a network in clear).
+func CheckUpstream(raw string) error {
+	if err := oauth.CheckEndpoint(raw); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(raw); u.RawQuery != "" {
+		return fmt.Errorf("%q: a base URL takes no query", raw)
+	}
+	return nil
+}
+
+func validRouteName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// DummyKey is the key tools must present; it opens only this proxy.
+func (p *Proxy) DummyKey() string { return string(p.dummy) }
+
+// Routes lists the providers the proxy serves, sorted.
+func (p *Proxy) Routes() []string {
+	var names []string
+	for n := range p.routes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Serve answers on l until Close.
+func (p *Proxy) Serve(l net.Listener) error {
+	err := p.srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops serving: open requests get at most grace to finish.
+func (p *Proxy) Close(grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	p.link.mu.Lock()
+	select {
+	case <-p.link.closed:
+	default:
+		close(p.link.closed)
+	}
+	p.link.mu.Unlock()
+	if p.srv.Shutdown(ctx) != nil {
+		p.srv.Close()
+	}
+}
+
+// credentialHeaders are where tools put a key; all are dropped before the
+// real credential goes in.
+var credentialHeaders = []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key", "Api-Key", "Proxy-Authorization"}
+
+// authorized reports whether h carries the dummy key, in whichever header
+// the tool's SDK puts a key. Every comparison takes the same time.
+func (p *Proxy) authorized(h http.Header) bool {
+	ok := 0
+	for _, name := range credentialHeaders {
+		for _, v := range h.Values(name) {
+			if name == "Authorization" || name == "Proxy-Authorization" {
+				if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
+					continue
+				}
+				v = strings.TrimSpace(v[7:])
+			}
+			ok |= subtle.ConstantTimeCompare([]byte(v), p.dummy)
+		}
+	}
+	return ok == 1
+}
+
+type ctxKey struct{}
+
+// injection is what one request sends upstream in place of the dummy key.
+type injection struct {
+	target *url.URL
+	set    []oauth.Header // the credential's header and its companions
+	beta   string         // anthropic-beta flags to add to the tool's
+}
+
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	name, rest := splitRoute(r.URL)
+	rt := p.routes[name]
+	lw := &logWriter{ResponseWriter: w}
+	if p.cfg.Log != nil {
+		w = lw
+		defer func() {
+			p.cfg.Log.Printf("%s %s %s: %d (%v)", name, r.Method, logPath(rest), lw.status(), time.Since(start).Round(time.Millisecond))
+		}()
+	}
+	if err := p.checkPeer(r.Context()); err != nil {
+		shape := OpenAIErrors
+		if rt != nil {
+			shape = rt.prov.Errors
+		}
+		writeError(w, shape, http.StatusForbidden, "llm-agent proxy: refused: this process is not one of the proxy owner's (see the proxy's log)")
+		return
+	}
+	if rt == nil {
+		writeError(w, OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
+		return
+	}
+	if !p.authorized(r.Header) {
+		writeError(w, rt.prov.Errors, http.StatusUnauthorized, "llm-agent proxy: this request does not carry the proxy's key; give the tool the key that llm-agent-client proxy set, not a real one")
+		return
+	}
+	if p.link.down.Load() {
+		// The laptop stopped answering: say so at once (failfast.go).
+		msg := p.failFastText()
+		if p.cfg.Log != nil {
+			p.cfg.Log.Printf("%s: %s", name, msg)
+		}
+		writeError(w, rt.prov.Errors, http.StatusServiceUnavailable, msg)
+		return
+	}
+	cred, err := p.fetch(r.Context(), name)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return // the tool went away
+		}
+		if errors.Is(err, errTimeout) {
+			p.linkSilent()
+		}
+		status, msg := classify(err, p.cfg.Socket, p.cfg.Timeout)
+		if p.cfg.Log != nil {
+			p.cfg.Log.Printf("%s: %s", name, msg)
+		}
+		writeError(w, rt.prov.Errors, status, msg)
+		return
+	}
+	inj, err := plan(rt, cred, rest, r.URL.RawQuery)
+	cred.Wipe()
+	if err != nil {
+		writeError(w, rt.prov.Errors, http.StatusForbidden, "llm-agent proxy: "+err.Error())
+		return
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, inj)))
+}
+
+type peerKey struct{}
+
+// peerVerdict is the peer check of one connection, made once.
+type peerVerdict struct {
+	conn net.Conn
+	once sync.Once
+	err  error
+}
+
+// checkPeer judges the connection's process on its first request; the
+// verdict holds for the connection's life (keep-alive requests reuse it).
+func (p *Proxy) checkPeer(ctx context.Context) error {
+	if p.cfg.Peer == nil {
+		return nil
+	}
+	v, _ := ctx.Value(peerKey{}).(*peerVerdict)
+	if v == nil {
+		return errors.New("no connection to check") // served outside Serve: fail closed
+	}
+	v.once.Do(func() {
+		v.err = p.cfg.Peer(v.conn.LocalAddr(), v.conn.RemoteAddr())
+		if v.err != nil {
+			if l := p.refusedLog(); l != nil {
+				l.Printf("refused: %s", oneLine(v.err.Error()))
+			}
+		}
+	})
+	return v.err
+}
+
+func (p *Proxy) refusedLog() *log.Logger {
+	if p.cfg.Refused != nil {
+		return p.cfg.Refused
+	}
+	return p.cfg.Log
+}
+
+// splitRoute splits /provider/rest into provider and the escaped /rest.
+func splitRoute(u *url.URL) (name, rest string) {
+	path := strings.TrimPrefix(u.EscapedPath(), "/")
+	name, rest, _ = strings.Cut(path, "/")
+	if rest != "" || strings.HasSuffix(path, "/") {
+		rest = "/" + rest
+	}
+	if n, err := url.PathUnescape(name); err == nil {
+		name = n
+	}
+	return name, rest
+}
+
+// logPath shortens a path for the log.
+func logPath(rest string) string {
+	if len(rest) > 80 {
+		return rest[:80] + "..."
+	}
+	return rest
+}
+
+// fetch asks the agent for provider's credential over a fresh connection,
+// within the timeout, and gives up when the tool hangs up.
+func (p *Proxy) fetch(ctx context.Context, provider string) (*protocol.Credential, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	conn, err := p.dial(ctx) // refuses a socket another user serves
+	if err != nil {
+		if ctx.Err() == context.DeadlineExceeded || errors.Is(err, errTimeout) {
+			return nil, errTimeout
+		}
+		return nil, &unreachableError{err}
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	c := protocol.NewClient(conn)
+	c.Timeout = p.cfg.Timeout
+	var who *protocol.Requester
+	if p.cfg.Requester != nil {
+		who = p.cfg.Requester()
+	}
+	cred, err := c.Get(provider, who)
+	if err != nil && (ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded)) {
+		return nil, errTimeout
+	}
+	if err == nil {
+		p.linkAnswered()
+	}
+	return cred, err
+}
+
+type unreachableError struct{ err error }
+
+func (e *unreachableError) Error() string { return e.err.Error() }
+func (e *unreachableError) Unwrap() error { return e.err }
+
+var errTimeout = errors.New("timeout")
+
+// classify turns an agent error into a status and a one-line message that
+// names no secret.
+func classify(err error, socket string, timeout time.Duration) (int, string) {
+	var ue *unreachableError
+	var f *protocol.Failure
+	var te *protocol.TransportError
+	var fe *FollowError
+	switch {
+	case errors.As(err, &fe):
+		return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: " + oneLine(fe.Error())
+	case errors.As(err, &ue):
+		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected: cannot reach the agent at %s: %s", socket, protocol.DialReason(ue.err))
+	case errors.Is(err, errTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusServiceUnavailable, fmt.Sprintf("llm-agent: the owner is not connected: the laptop did not answer within %v; failing fast until it answers", timeout)
+	case errors.As(err, &f) && f.Code == protocol.CodeUnreachable:
+		return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: " + oneLine(f.Message)
+	case errors.As(err, &f) && f.Code == protocol.CodeLocked:
+		return http.StatusServiceUnavailable, "llm-agent: the agent is locked; its owner can unlock it with llm-agent-client unlock"
+	case errors.As(err, &f):
+		return http.StatusForbidden, "llm-agent: the agent refused: " + oneLine(f.Message)
+	case errors.As(err, &te):
+		return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: the agent hung up (" + oneLine(te.Error()) + ")"
+	}
+	return http.StatusServiceUnavailable, "llm-agent: the owner is not connected: " + oneLine(err.Error())
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// plan works out the upstream URL and the headers that carry cred. The
+// header values are Go strings, which net/http needs and nothing can wipe.
+func plan(rt *route, cred *protocol.Credential, rest, rawQuery string) (*injection, error) {
+	base := rt.base
+	inj := &injection{}
+	secret := func(field string) (string, error) {
+		v := cred.Value(field)
+		if len(v) == 0 {
+			return "", fmt.Errorf("the %s credential for %s holds no %s", cred.Kind, rt.prov.Name, field)
+		}
+		return string(v), nil
+	}
+	switch cred.Kind {
+	case protocol.KindAPI:
+		key, err := secret(protocol.FieldKey)
+		if err != nil {
+			return nil, err
+		}
+		switch rt.prov.Key {
+		case XAPIKey:
+			inj.set = append(inj.set, oauth.Header{Name: "X-Api-Key", Value: key})
+		case GoogAPIKey:
+			inj.set = append(inj.set, oauth.Header{Name: "X-Goog-Api-Key", Value: key})
+		default:
+			inj.set = append(inj.set, oauth.Header{Name: "Authorization", Value: "Bearer " + key})
+		}
+	case protocol.KindOAuth:
+		tok, err := secret(protocol.FieldAccess)
+		if err != nil {
+			return nil, err
+		}
+		op, ok := oauth.Lookup(rt.prov.Name)
+		if !ok {
+			inj.set = append(inj.set, oauth.Header{Name: "Authorization", Value: "Bearer " + tok})
+			break
+		}
+		up := op.Upstream
+		if !rt.override && up.BaseURL != "" {
+			base = strings.TrimRight(up.BaseURL, "/")
+		}
+		inj.set = append(inj.set, oauth.Header{Name: up.Header, Value: up.Prefix + tok})
+		if acct := cred.Value(protocol.FieldAccountID); up.AccountHeader != "" && len(acct) > 0 {
+			inj.set = append(inj.set, oauth.Header{Name: up.AccountHeader, Value: string(acct)})
+		}
+		for _, h := range up.Headers {
+			if strings.EqualFold(h.Name, "anthropic-beta") {
+				inj.beta = h.Value
+				continue
+			}
+			inj.set = append(inj.set, h)
+		}
+	case protocol.KindWellKnown:
+		tok, err := secret(protocol.FieldToken)
+		if err != nil {
+			return nil, err
+		}
+		inj.set = append(inj.set, oauth.Header{Name: "Authorization", Value: "Bearer " + tok})
+	default:
+		return nil, fmt.Errorf("the agent sent a credential of unknown kind %q", cred.Kind)
+	}
+	target := base + rest
+	if rawQuery != "" {
+		target += "?" + rawQuery
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("bad upstream URL for %s", rt.prov.Name)
+	}
+	inj.target = u
+	return inj, nil
+}
+
+// rewrite builds the upstream request: the route's URL, the tool's headers
+// less every key, plus the credential.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	inj := pr.In.Context().Value(ctxKey{}).(*injection)
+	pr.Out.URL = inj.target
+	pr.Out.Host = ""
+	h := pr.Out.Header
+	for _, name := range credentialHeaders {
+		h.Del(name)
+	}
+	for _, kv := range inj.set {
+		h.Set(kv.Name, kv.Value)
+	}
+	if inj.beta != "" {
+		h.Set("Anthropic-Beta", mergeList(h.Values("Anthropic-Beta"), inj.beta))
+	}
+}
+
+// mergeList adds the comma-separated flags of add to those in have.
+func mergeList(have []string, add string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range append(have, add) {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" && !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	name, _ := splitRoute(r.URL)
+	shape := OpenAIErrors
+	if rt := p.routes[name]; rt != nil {
+		shape = rt.prov.Errors
+	}
+	msg := "llm-agent proxy: the upstream did not answer: " + oneLine(err.Error())
+	if p.cfg.Log != nil {
+		p.cfg.Log.Printf("%s: %s", name, msg)
+	}
+	writeError(w, shape, http.StatusBadGateway, msg)
+}
+
+// writeError answers in the provider's own error shape. A 503 tells the
+// tool's SDK not to retry (x-should-retry, which the Stainless SDKs of
+// Anthropic and OpenAI honour) or, to SDKs that retry anyway (opencode's,
+// Codex), to retry at once: each retry is a local refusal, and backing off
+// would only delay the error by minutes.
+func writeError(w http.ResponseWriter, shape ErrorShape, status int, msg string) {
+	var body any
+	switch shape {
+	case AnthropicErrors:
+		typ := map[int]string{401: "authentication_error", 403: "permission_error", 404: "not_found_error"}[status]
+		if typ == "" {
+			typ = "api_error"
+		}
+		body = map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}}
+	case GoogleErrors:
+		st := map[int]string{401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}[status]
+		if st == "" {
+			st = "UNAVAILABLE"
+		}
+		body = map[string]any{"error": map[string]any{"code": status, "message": msg, "status": st}}
+	default:
+		typ, code := "server_error", "llm_agent_not_connected"
+		switch status {
+		case 401:
+			typ, code = "invalid_request_error", "invalid_api_key"
+		case 403:
+			typ, code = "invalid_request_error", "llm_agent_refused"
+		case 404:
+			typ, code = "invalid_request_error", "unknown_url"
+		case 502:
+			code = "llm_agent_upstream_unreachable"
+		}
+		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
+	}
+	b, _ := json.Marshal(body)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if status == http.StatusServiceUnavailable {
+		h.Set("X-Should-Retry", "false")
+		h.Set("Retry-After", "0")
+		h.Set("Retry-After-Ms", "100")
+	}
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// logWriter records the status for the log; Unwrap keeps Flush and Hijack
+// reachable through http.ResponseController.
+type logWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (l *logWriter) WriteHeader(code int) {
+	if l.code == 0 {
+		l.code = code
+	}
+	l.ResponseWriter.WriteHeader(code)
+}
+
+func (l *logWriter) Write(b []byte) (int, error) {
+	if l.code == 0 {
+		l.code = http.StatusOK
+	}
+	return l.ResponseWriter.Write(b)
+}
+
+func (l *logWriter) Flush() { http.NewResponseController(l.ResponseWriter).Flush() }
+
+func (l *logWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
+
+func (l *logWriter) status() int {
+	if l.code == 0 {
+		return http.StatusOK
+	}
+	return l.code
+}
