@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llm-agent/llm-agent/sshtest"
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // Issue 18: what OpenSSH 9.2's keepalives really do with a dead link,
