@@ -124,19 +124,7 @@ func (f *Front) checkPeer(ctx context.Context) error {
 }
 
 // Serve answers on l until Close.
-func (f *Front) Serve(l net.Listener) error {
-	err := f.srv.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
+func (f *Front) Serve(l net.Listener) error { return serveUntilClosed(f.srv, l) }
 
 // Close stops serving, giving open requests at most grace.
-func (f *Front) Close(grace time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if f.srv.Shutdown(ctx) != nil {
-		f.srv.Close()
-	}
-}
+func (f *Front) Close(grace time.Duration) { shutdown(f.srv, grace) }

@@ -188,18 +188,10 @@ func (p *Proxy) Routes() []string {
 }
 
 // Serve answers on l until Close.
-func (p *Proxy) Serve(l net.Listener) error {
-	err := p.srv.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
+func (p *Proxy) Serve(l net.Listener) error { return serveUntilClosed(p.srv, l) }
 
 // Close stops serving: open requests get at most grace to finish.
 func (p *Proxy) Close(grace time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
 	p.link.mu.Lock()
 	select {
 	case <-p.link.closed:
@@ -207,8 +199,24 @@ func (p *Proxy) Close(grace time.Duration) {
 		close(p.link.closed)
 	}
 	p.link.mu.Unlock()
-	if p.srv.Shutdown(ctx) != nil {
-		p.srv.Close()
+	shutdown(p.srv, grace)
+}
+
+// serveUntilClosed serves on l; a Close or Shutdown is not an error.
+func serveUntilClosed(srv *http.Server, l net.Listener) error {
+	err := srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// shutdown gives srv's open requests at most grace, then closes it.
+func shutdown(srv *http.Server, grace time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if srv.Shutdown(ctx) != nil {
+		srv.Close()
 	}
 }
 
