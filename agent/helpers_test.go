@@ -7,8 +7,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -81,36 +80,15 @@ func memlockBudget() *memsafe.Budget {
 
 func startAgent(t testing.TB, cfg agent.Config) *testAgent {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "llm-agent-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ta := &testAgent{sock: filepath.Join(dir, "agent.sock.admin"), use: filepath.Join(dir, "agent.sock"), audit: &syncBuffer{}}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: ta.sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: ta.use, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	audit := &syncBuffer{}
 	if cfg.Audit == nil {
-		cfg.Audit = agent.NewAuditLog(ta.audit, nil)
+		cfg.Audit = agent.NewAuditLog(audit, nil)
 	}
 	if cfg.Budget == nil {
 		cfg.Budget = memlockBudget()
 	}
-	ta.Agent = agent.New(cfg)
-	done := make(chan error, 1)
-	go func() { done <- ta.Serve(ul, l) }()
-	t.Cleanup(func() {
-		ta.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ta
+	s := agenttest.Serve(t, cfg)
+	return &testAgent{Agent: s.Agent, sock: s.Admin, use: s.Use, audit: audit}
 }
 
 // raw opens a plain connection to the agent's admin socket.

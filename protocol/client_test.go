@@ -9,28 +9,9 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/protocol"
 )
-
-// startAgent serves a real agent on a Unix socket in a temporary directory.
-func startAgent(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := agent.New(agent.Config{})
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(nil, l) }()
-	t.Cleanup(func() {
-		a.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return sock
-}
 
 func dial(t *testing.T, sock string) *protocol.Client {
 	t.Helper()
@@ -52,7 +33,7 @@ func failureCode(err error) uint32 {
 }
 
 func TestClient(t *testing.T) {
-	sock := startAgent(t)
+	sock := agenttest.Serve(t, agent.Config{}).Admin
 	c := dial(t, sock)
 
 	names, err := c.Query()
@@ -149,7 +130,7 @@ func TestClient(t *testing.T) {
 
 // A second client on the same agent sees what the first added.
 func TestClientsShareTheAgent(t *testing.T) {
-	sock := startAgent(t)
+	sock := agenttest.Serve(t, agent.Config{}).Admin
 	if err := dial(t, sock).Add(sampleAdds(t)["api"]); err != nil {
 		t.Fatal(err)
 	}

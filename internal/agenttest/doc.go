@@ -1,5 +1,7 @@
-// Package agenttest starts real llm-agent daemons for tests and benchmarks:
-// it builds the binaries once, starts an agent in the foreground on a
-// private socket, waits until it answers, and runs llm-agent-client
-// against it. It is used by the end-to-end tests and the benchmarks.
+// Package agenttest starts llm-agent for tests and benchmarks. Build and
+// Start run the real daemon: build the binaries once, start an agent in the
+// foreground on a private socket, wait until it answers, and run
+// llm-agent-client against it (the end-to-end tests and the benchmarks).
+// Serve runs the agent package inside the test process instead, on the same
+// pair of sockets (the tests of agent, protocol and proxy).
 package agenttest

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/internal/proxy"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
@@ -26,26 +26,13 @@ import (
 // startAgent runs a real agent on a Unix socket in a temp dir.
 func startAgent(t testing.TB) (*agent.Agent, string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "llm-proxy-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "agent.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := agent.New(agent.Config{
+	s := agenttest.Serve(t, agent.Config{
 		Audit:  agent.NewAuditLog(io.Discard, nil),
 		Budget: memsafe.NewBudget(-1),
 		// An OAuth credential must never be refreshed for real here.
 		OAuthEndpoints: map[string]string{"anthropic": "http://127.0.0.1:1/", "openai": "http://127.0.0.1:1/", "github-copilot": "http://127.0.0.1:1/"},
 	})
-	done := make(chan error, 1)
-	go func() { done <- a.Serve(nil, l) }() // the admin socket: the tests add credentials
-	t.Cleanup(func() { a.Close(); <-done })
-	return a, sock
+	return s.Agent, s.Admin // the admin socket: the tests add credentials
 }
 
 func add(t testing.TB, sock, provider, kind string, fields ...string) {

@@ -1,0 +1,61 @@
+package agenttest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/llm-agent/llm-agent/agent"
+)
+
+// Served is an agent.Agent served inside the test process, on the two
+// sockets the daemon has: the use-only one and the admin one beside it.
+type Served struct {
+	*agent.Agent
+	Use   string // the use-only socket, as printed in LLM_AUTH_SOCK
+	Admin string // the management socket (Use + ".admin")
+}
+
+// Serve serves agent.New(cfg) on both sockets in a fresh private directory
+// until cleanup, when it closes the agent and fails t if serving failed.
+// The directory is made under os.TempDir rather than t.TempDir: a socket
+// path must stay within the 108 bytes of sun_path, and long test names
+// would overflow it.
+func Serve(t testing.TB, cfg agent.Config) *Served {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "llm-agent-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s := &Served{Use: filepath.Join(dir, "agent.sock"), Admin: filepath.Join(dir, "agent.sock.admin")}
+	use, err := listen(s.Use)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := listen(s.Admin)
+	if err != nil {
+		use.Close()
+		t.Fatal(err)
+	}
+	s.Agent = agent.New(cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(use, admin) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("serving the in-process agent: %v", err)
+		}
+	})
+	return s
+}
+
+func listen(path string) (*net.UnixListener, error) {
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	return l, nil
+}
