@@ -19,6 +19,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // Environment switches for TestHelperProcess, the child side of the tests.
@@ -71,13 +73,6 @@ func TestHelperProcess(t *testing.T) {
 	// Stay connected until the parent hangs up or kills us.
 	io.Copy(io.Discard, c)
 	os.Exit(0)
-}
-
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
 }
 
 // publicDir returns a temporary directory that other uids can enter
@@ -344,7 +339,7 @@ func TestFromConnChild(t *testing.T) {
 		}, false},
 		{"reaped", func(t *testing.T) { child.killAndReap(t) }, false},
 		{"pid reused", func(t *testing.T) {
-			requireRoot(t)
+			sshtest.RequireRoot(t)
 			reuser := reusePid(t, exe, sock, pid)
 			pr, err := ProcessOf(pid)
 			if err != nil {
@@ -420,7 +415,7 @@ func reusePid(t *testing.T, exe, sock string, pid int) *helper {
 }
 
 func TestFromConnOtherUID(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	const nobody = 65534
 	dir := publicDir(t)
 	l, sock := listen(t, dir)
@@ -499,7 +494,7 @@ func TestPidfdInfoLayout(t *testing.T) {
 	}{
 		{"self", func(*testing.T) int { return self }},
 		{"setresuid child", func(t *testing.T) int {
-			requireRoot(t)
+			sshtest.RequireRoot(t)
 			l, sock := listen(t, publicDir(t))
 			child := startHelper(t, testExe(t), sock, "setresuid", nil)
 			p := fromConn(t, accept(t, l, child))

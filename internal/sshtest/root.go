@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// RequireRoot skips t when the test process is not root, because the
-// end-to-end tests create Unix users and run sshd. When the environment
+// RequireRoot skips t when the test process is not root, because the test
+// creates Unix users, runs sshd or acts as other uids. When the environment
 // variable CI is "true" it fails t instead, so that CI can never skip them
 // silently.
 func RequireRoot(t testing.TB) {
@@ -22,7 +22,7 @@ func requireRoot(t testing.TB, euid int, ci string) {
 	if euid == 0 {
 		return
 	}
-	const msg = "end-to-end test needs root to create users and run sshd (euid is %d)"
+	const msg = "test needs root to create users, run sshd or act as other uids (euid is %d)"
 	if ci == "true" {
 		t.Fatalf(msg+"; CI=true, so this is a failure, not a skip", euid)
 		return

@@ -53,7 +53,7 @@ func TestRequireRootPolicy(t *testing.T) {
 			if f.skipped != tc.skip || f.failed != tc.fatal {
 				t.Fatalf("skipped=%v failed=%v, want skipped=%v failed=%v (msg %q)", f.skipped, f.failed, tc.skip, tc.fatal, f.msg)
 			}
-			if (f.skipped || f.failed) && !strings.Contains(f.msg, "needs root to create users and run sshd") {
+			if (f.skipped || f.failed) && !strings.Contains(f.msg, "needs root to create users, run sshd or act as other uids") {
 				t.Errorf("message %q does not say why root is needed", f.msg)
 			}
 		})
