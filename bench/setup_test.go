@@ -6,10 +6,8 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	sshagent "golang.org/x/crypto/ssh/agent"
 
 	"github.com/llm-agent/llm-agent/internal/agenttest"
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -62,13 +61,7 @@ func newFixture(tb testing.TB) *fixture {
 	}
 	dir := tb.TempDir()
 	f.sshSock = filepath.Join(dir, "ssh-agent.sock")
-	cmd := exec.Command("ssh-agent", "-D", "-a", f.sshSock)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("ssh-agent: %v", err)
-	}
-	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitSock(tb, f.sshSock)
+	sshtest.StartSSHAgent(tb, f.sshSock, nil, nil)
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	f.sshKey = pub
 	c := dial(tb, f.sshSock)
@@ -78,19 +71,6 @@ func newFixture(tb testing.TB) *fixture {
 	c.Close()
 	f.echo = startEcho(tb, filepath.Join(dir, "echo.sock"))
 	return f
-}
-
-func waitSock(tb testing.TB, path string) {
-	tb.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s does not answer", path)
-		}
-	}
 }
 
 func dial(tb testing.TB, path string) net.Conn {

@@ -26,7 +26,7 @@ func TestGuardReplacesSquatter(t *testing.T) {
 	// The co-tenant runs an llm-agent of their own (another owner key) on
 	// the owner's stable path; it answers the account's uid.
 	StartAgent(t, AgentOptions{Dir: filepath.Dir(g1.Sock),
-		Cred: &syscall.Credential{Uid: uint32(r.user.UID), Gid: uint32(r.user.GID), Groups: []uint32{}}})
+		Cred: r.user.Cred()})
 	l3 := r.login("owner again", a1.Sock)
 	g3 := l3.startGuard()
 	if g3.Sock != g1.Sock {

@@ -131,6 +131,12 @@ func NewUser(t testing.TB, prefix string) *User {
 	return u
 }
 
+// Cred returns credentials that run a command as the user, without any of
+// root's supplementary groups.
+func (u *User) Cred() *syscall.Credential {
+	return &syscall.Credential{Uid: uint32(u.UID), Gid: uint32(u.GID), Groups: []uint32{}}
+}
+
 // useradd creates a user with a fresh name, retrying on name clashes and
 // on /etc/passwd being locked by concurrent tests.
 func useradd(prefix string) (string, error) {
