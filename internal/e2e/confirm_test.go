@@ -79,7 +79,7 @@ func TestConfirm(t *testing.T) {
 					t.Fatalf("the askpass program did not run: %v", err)
 				}
 				t.Logf("askpass prompt: %q", q)
-				if !strings.Contains(string(q), `"anthropic"`) || !strings.Contains(string(q), filepath.Base(bins.client)) {
+				if !strings.Contains(string(q), `"anthropic"`) || !strings.Contains(string(q), filepath.Base(bins.Client)) {
 					t.Errorf("the prompt %q does not name the provider and the requesting program", q)
 				}
 				if hint, _ := os.ReadFile(prompt + ".hint"); string(hint) != "confirm" {
@@ -104,7 +104,7 @@ func TestConfirm(t *testing.T) {
 				if e.Decision != want || !strings.Contains(e.Reason, c.wantReason) {
 					t.Errorf("audit: decision %q reason %q; want %q with %q", e.Decision, e.Reason, want, c.wantReason)
 				}
-				if e.Peer == nil || filepath.Base(e.Peer.Exe) != filepath.Base(bins.client) {
+				if e.Peer == nil || filepath.Base(e.Peer.Exe) != filepath.Base(bins.Client) {
 					t.Errorf("audit record does not name the requesting program: %+v", e.Peer)
 				}
 			}

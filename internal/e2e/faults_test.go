@@ -56,7 +56,7 @@ func TestFaultTimeoutStoppedAgent(t *testing.T) {
 	}
 	resume := faultStop(t, "the agent", a.PID)
 	// The default time-out takes 30 s: start it first, check it last.
-	def := faultStart(t, a.Env(), bins.client, "get", "anthropic")
+	def := faultStart(t, a.Env(), bins.Client, "get", "anthropic")
 
 	for _, tc := range []struct {
 		name  string
@@ -72,7 +72,7 @@ func TestFaultTimeoutStoppedAgent(t *testing.T) {
 		{"get via SSH_AUTH_SOCK, LLM_AGENT_TIMEOUT=3s", append(cleanEnv(), "SSH_AUTH_SOCK="+a.Sock, "LLM_AGENT_TIMEOUT=3s"), []string{"get", "anthropic"}, faultTimeout},
 	} {
 		start := time.Now()
-		r := Run(t, tc.env, "", bins.client, tc.args...)
+		r := Run(t, tc.env, "", bins.Client, tc.args...)
 		took := time.Since(start)
 		msg := faultOneLine(t, tc.name, r.Stderr, "llm-agent-client: "+tc.args[0]+": ")
 		t.Logf("%s: exit %d after %v: %s", tc.name, r.Code, took.Round(time.Millisecond), msg)
@@ -89,7 +89,7 @@ func TestFaultTimeoutStoppedAgent(t *testing.T) {
 
 	for _, v := range []string{"soon", "-1s", "0", "NaN", "5 minutes"} {
 		start := time.Now()
-		r := Run(t, a.Env("LLM_AGENT_TIMEOUT="+v), "", bins.client, "get", "anthropic")
+		r := Run(t, a.Env("LLM_AGENT_TIMEOUT="+v), "", bins.Client, "get", "anthropic")
 		took := time.Since(start)
 		msg := faultOneLine(t, "LLM_AGENT_TIMEOUT="+v, r.Stderr, "llm-agent-client: get: ")
 		if r.Code != 1 || !strings.Contains(msg, "LLM_AGENT_TIMEOUT") || took > faultFast {
@@ -196,7 +196,7 @@ func TestFaultKillAgent(t *testing.T) {
 	const n = 4
 	var gets []*faultProc
 	for range n {
-		gets = append(gets, faultStart(t, a.Env(), bins.client, "get", "confirmed"))
+		gets = append(gets, faultStart(t, a.Env(), bins.Client, "get", "confirmed"))
 	}
 	faultWaitAskpass(t, pids, 10*time.Second)
 	time.Sleep(300 * time.Millisecond) // the others reach the agent and wait their turn
@@ -746,13 +746,13 @@ func faultBadVariants(f faultFile) []faultVariant {
 // the agent as it was. It runs as a fresh non-root user, so that an
 // unreadable file is unreadable.
 func TestFaultBadAuthFiles(t *testing.T) {
-	u := newTestUser(t)
+	u := sshtest.NewUser(t, "llme2e")
 	dir := publicDir(t, u)
 	a := StartAgent(t, AgentOptions{Dir: dir, Cred: u.Cred()})
 	env := append(a.Env(), "HOME="+dir)
 	client := func(stdin string, args ...string) Result {
 		t.Helper()
-		r, _ := runAs(t, u.Cred(), env, stdin, 30*time.Second, bins.client, args...)
+		r, _ := runAs(t, u.Cred(), env, stdin, 30*time.Second, bins.Client, args...)
 		return r
 	}
 	// What the agent holds before: credentials the files would replace.

@@ -23,7 +23,7 @@ func TestFirstRecipe(t *testing.T) {
 	sshtest.RequireRoot(t)
 	srv := sshtest.Start(t, sshtest.Options{Name: "recipehost"})
 	user := sshtest.NewUser(t, "recipe")
-	live := fwdStartSSHAgent(t)
+	live := liveSSHAgent(t)
 
 	// The ssh command line, with ForwardAgent naming $LLM_AUTH_SOCK as the
 	// user writes it (expanded by the laptop's shell).
@@ -64,7 +64,7 @@ echo "@@after=${SSH_AUTH_SOCK-unset}"
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { os.RemoveAll(tmp) })
-			env := append(cleanEnv(), "TMPDIR="+tmp, "PATH="+bins.dir+":"+os.Getenv("PATH"))
+			env := append(cleanEnv(), "TMPDIR="+tmp, "PATH="+bins.Dir+":"+os.Getenv("PATH"))
 			if tc.sshSock != "" {
 				env = append(env, "SSH_AUTH_SOCK="+tc.sshSock)
 			}

@@ -159,7 +159,7 @@ func TestForwardRemoteSocket(t *testing.T) {
 		t.Fatalf("add on the laptop: %+v", res)
 	}
 
-	remote := "/tmp/llm-" + fwdRandHex(t, 8) + ".sock"
+	remote := "/tmp/llm-" + randHex(t, 8) + ".sock"
 	// OpenSSH does not unlink the forwarded socket; the file belongs to
 	// the test user, so root removes it.
 	t.Cleanup(func() { os.Remove(remote) })
@@ -492,7 +492,7 @@ func TestForwardDestination(t *testing.T) {
 	hostb.Trust(u) // so that "ssh hostb" works in a session on hosta
 	kh := fwdKnownHosts(t, hosta, hostb)
 	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}})
-	r := &fwdRig{t: t, agent: a, user: u, live: fwdStartSSHAgent(t)}
+	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
 
 	tokA := fwdToken(t, "sk-ant-pA")
 	tokAB := fwdToken(t, "sk-ant-pAB")
@@ -564,7 +564,7 @@ func TestForwardConfirm(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}, Env: []string{"LLM_AGENT_ASKPASS=" + askpass}})
-	r := &fwdRig{t: t, agent: a, user: u, live: fwdStartSSHAgent(t)}
+	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
 
 	token := fwdToken(t, "sk-ant-fwdc")
 	if res := a.Client(t, token, "add", "-c", "pC"); res.Code != 0 {

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -27,17 +24,7 @@ const fwdSessionTimeout = 30 * time.Second
 // bytes are in no binary or source file, which keeps the disk scans honest.
 func fwdToken(t testing.TB, prefix string) string {
 	t.Helper()
-	return prefix + "-" + fwdRandHex(t, 16)
-}
-
-// fwdRandHex returns n random bytes in hex.
-func fwdRandHex(t testing.TB, n int) string {
-	t.Helper()
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
+	return prefix + "-" + randHex(t, 16)
 }
 
 // fwdSameSecret compares a printed credential with the expected one
@@ -85,39 +72,14 @@ func newFwdRig(t *testing.T, o AgentOptions) *fwdRig {
 		t:     t,
 		agent: StartAgent(t, o),
 		user:  sshtest.NewUser(t, "fwd"),
-		live:  fwdStartSSHAgent(t),
-	}
-}
-
-// fwdStartSSHAgent runs a real, empty ssh-agent and returns its socket.
-func fwdStartSSHAgent(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "ssh-agent.sock")
-	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
-	cmd.Env = cleanEnv()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ssh-agent: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if c, err := dialUnix(sock); err == nil {
-			c.Close()
-			return sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssh-agent does not answer on %s", sock)
-		}
+		live:  liveSSHAgent(t),
 	}
 }
 
 // remoteScript prefixes a shell script for the server with C, the path of
 // llm-agent-client (a 0755 directory the test user can read).
 func remoteScript(script string) string {
-	return "C='" + bins.client + "'; " + script
+	return "C='" + bins.Client + "'; " + script
 }
 
 // cmd builds the laptop-side ssh to srv for script, forwarding as mode.
@@ -157,44 +119,6 @@ func fwdRefused(t testing.TB, what string, r Result, msg string) {
 	}
 }
 
-// fwdEvent is one line of the agent's audit log.
-type fwdEvent struct {
-	Op        string `json:"op"`
-	Provider  string `json:"provider"`
-	Decision  string `json:"decision"`
-	Reason    string `json:"reason"`
-	Forwarded bool   `json:"forwarded"`
-	Peer      *struct {
-		PID int    `json:"pid"`
-		Exe string `json:"exe"`
-	} `json:"peer"`
-	Hops   []string `json:"hops"`
-	Remote *struct {
-		PID      int    `json:"pid"`
-		Exe      string `json:"exe"`
-		Hostname string `json:"hostname"`
-	} `json:"remote_reported"`
-}
-
-func fwdReadAudit(t testing.TB, a *Agent) []fwdEvent {
-	t.Helper()
-	data, err := os.ReadFile(a.Audit)
-	if err != nil {
-		t.Fatalf("read audit log: %v", err)
-	}
-	var events []fwdEvent
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e fwdEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("audit log line is not JSON: %v", err)
-		}
-		events = append(events, e)
-	}
-	return events
-}
-
 // fwdWant is an audit event a forwarding test expects.
 type fwdWant struct {
 	op, provider, decision string
@@ -207,10 +131,10 @@ type fwdWant struct {
 func fwdCheckAudit(t testing.TB, a *Agent, wants []fwdWant) {
 	t.Helper()
 	sshExe := fwdSSHExe(t)
-	events := fwdReadAudit(t, a)
+	events := readAudit(t, a.Audit)
 	for _, w := range wants {
 		found := false
-		var near []fwdEvent
+		var near []auditEvent
 		for _, e := range events {
 			if e.Op != w.op || e.Provider != w.provider || e.Decision != w.decision {
 				continue

@@ -19,7 +19,7 @@ import (
 // on B. B's guard must not take it for one of the owner's logins: the
 // agent keeps guard sessions per verified host path.
 func TestGuardSessionCrossHost(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	r := newGrdRig(t, "grdxb")
 	a, token := grdAgent(t, "sk-ant-xhost")
 	owner := r.login("owner on B", a.Sock)

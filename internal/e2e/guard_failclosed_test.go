@@ -121,7 +121,7 @@ func TestGuardSnippetFailsClosed(t *testing.T) {
 		// is, and which socket was forwarded (to check it is gone).
 		rc := "printf '%s\\n' \"$SSH_AUTH_SOCK\" >\"$HOME/.forwarded\"\n"
 		if !c.noPath {
-			rc = "PATH=" + filepath.Dir(bins.client) + ":$PATH\n" + rc
+			rc = "PATH=" + filepath.Dir(bins.Client) + ":$PATH\n" + rc
 		}
 		write(".bashrc", rc+snippet)
 

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // Issue 18: a tool run under `llm-agent-client proxy` (opencode serve)
@@ -54,7 +56,7 @@ echo "$ppid" > "$HOME/po-gc.ppid"; echo $rc > "$HOME/po-gc.rc"
 // shell outside the proxy still gets the key. A process that claims to be
 // a proxy but runs another executable is refused registration.
 func TestGuardProxyOnly(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	r := newGrdRig(t, "proxyonly")
 	a, token := grdAgent(t, "sk-ant-pxonly")
 	up := startFakeUpstream(t, "PO-ANSWER")
@@ -126,7 +128,7 @@ func TestGuardProxyOnly(t *testing.T) {
 		var audited int
 		waitFor(10*time.Second, func() bool {
 			audited = 0
-			for _, e := range fwdReadAudit(t, a) {
+			for _, e := range readAudit(t, a.Audit) {
 				if e.Op == "guard-refused" && strings.Contains(e.Reason, want) {
 					audited++
 				}

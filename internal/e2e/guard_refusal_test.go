@@ -72,7 +72,7 @@ func TestGuardRefusalRecordOddExe(t *testing.T) {
 		prefix := fmt.Sprintf("pid %d ", pid)
 		var reason string
 		waitFor(10*time.Second, func() bool {
-			for _, e := range fwdReadAudit(t, a) {
+			for _, e := range readAudit(t, a.Audit) {
 				if e.Op == "guard-refused" && strings.Contains(e.Reason, prefix) {
 					reason = e.Reason
 					return true

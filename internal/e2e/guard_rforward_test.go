@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // TestGuardReadmeRForward: the README's -R recipe forwards to
@@ -16,7 +18,7 @@ import (
 // counts as one: the guard starts, hides the -R socket and refuses the
 // co-tenant.
 func TestGuardReadmeRForward(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	r := newGrdRig(t, "grdrfw")
 	a, token := grdAgent(t, "sk-ant-grdrfw")
 	laptop, _ := readmeRForward(t)

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // The TestGuard tests run issue 4's acceptance list with a real sshd and
@@ -52,7 +54,7 @@ tmux display-message -p -t owner '#{pane_pid}'`)
 // gets it again unchanged; refusals are logged on both sides, the
 // credential nowhere. Not parallel: it measures times.
 func TestGuardSharedAccount(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	grdRequireTmux(t)
 	r := newGrdRig(t, "grdshared")
 	a, token := grdAgent(t, "sk-ant-grd")
@@ -286,7 +288,7 @@ done`, g.PID, g.PID, nohupPID))
 		}
 
 		var nRefused, nRegister int
-		for _, e := range fwdReadAudit(t, a) {
+		for _, e := range readAudit(t, a.Audit) {
 			switch e.Op {
 			case "guard-refused":
 				if nRefused == 0 {
@@ -410,7 +412,7 @@ func TestGuardTakeover(t *testing.T) {
 	// the laptop-side ssh of the guard's login.
 	viaSSH := func(what string, s *grdShell, wantSSH int) {
 		t.Helper()
-		n := len(fwdReadAudit(t, a))
+		n := len(readAudit(t, a.Audit))
 		res := s.try("")
 		if res.rc != 0 {
 			t.Errorf("%s: get exit %d, %q", what, res.rc, res.stderr)
@@ -419,7 +421,7 @@ func TestGuardTakeover(t *testing.T) {
 		fwdSameSecret(t, what, res.out, token)
 		var peer int
 		waitFor(2*time.Second, func() bool {
-			for _, e := range fwdReadAudit(t, a)[n:] {
+			for _, e := range readAudit(t, a.Audit)[n:] {
 				if e.Op == "get" && e.Decision == "allow" && e.Peer != nil {
 					peer = e.Peer.PID
 					return true

@@ -40,7 +40,7 @@ func newGrdRig(t *testing.T, name string) *grdRig {
 		t:    t,
 		user: sshtest.NewUser(t, "grd"),
 		srv:  sshtest.Start(t, sshtest.Options{Name: name}),
-		live: fwdStartSSHAgent(t),
+		live: liveSSHAgent(t),
 	}
 }
 

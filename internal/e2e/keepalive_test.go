@@ -43,7 +43,7 @@ const (
 
 func TestKeepaliveDeadLink(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	r := &grdRig{
 		t:    t,
 		user: sshtest.NewUser(t, "ka"),
@@ -51,7 +51,7 @@ func TestKeepaliveDeadLink(t *testing.T) {
 			// DEBUG2 logs each keepalive probe sshd sends.
 			"ClientAliveInterval 10", "ClientAliveCountMax 3", "LogLevel DEBUG2",
 		}}),
-		live: fwdStartSSHAgent(t),
+		live: liveSSHAgent(t),
 	}
 	a, _ := grdAgent(t, "sk-ant-ka")
 	home := r.user.Home

@@ -1,86 +1,38 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
-// requireRoot skips a test that needs root (second users, chown, other
-// uids), loudly; under CI=true a missing root is a failure, not a skip.
-func requireRoot(t testing.TB) {
+// The test kit: the one way each to need root, make a user, run a command
+// as another uid, start OpenSSH's ssh-agent and read the audit log. Tests
+// that need root call sshtest.RequireRoot (under CI=true it fails, never
+// skips); a throwaway user is sshtest.NewUser, whose Cred runs commands as
+// it.
+
+// randHex returns n random bytes in hex.
+func randHex(t testing.TB, n int) string {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s needs root, and CI=true: run the e2e tests as root", t.Name())
-	}
-	t.Skipf("SKIPPED: %s needs root (it creates users or runs commands as other uids)", t.Name())
-}
-
-// testUser is a throwaway Linux user created for one test.
-type testUser struct {
-	Name     string
-	UID, GID uint32
-}
-
-// Cred returns credentials that run a command as the user, without any of
-// root's supplementary groups.
-func (u *testUser) Cred() *syscall.Credential {
-	return &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
-}
-
-// newTestUser creates a system user with its own group and no home, and
-// removes it at cleanup. useradd takes a lock on /etc/passwd, so a
-// concurrent useradd elsewhere makes it fail: retry for a while.
-func newTestUser(t testing.TB) *testUser {
-	t.Helper()
-	requireRoot(t)
-	var r [4]byte
-	rand.Read(r[:])
-	name := "llme2e" + hex.EncodeToString(r[:])
-	var out []byte
-	var err error
-	for try := 0; try < 50; try++ {
-		out, err = exec.Command("useradd", "--system", "--user-group", "--no-create-home",
-			"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "lock") {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		for try := 0; try < 50; try++ {
-			out, err := exec.Command("userdel", name).CombinedOutput()
-			if err == nil {
-				return
-			}
-			if !strings.Contains(string(out), "lock") {
-				t.Errorf("userdel %s: %v: %s", name, err, out)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("userdel %s: /etc/passwd stayed locked", name)
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatalf("looking up the new user %s: %v", name, err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &testUser{Name: name, UID: uint32(uid), GID: uint32(gid)}
+	return hex.EncodeToString(b)
 }
 
 // nobodyCred runs a command as nobody/nogroup (65534), the unprivileged
@@ -92,7 +44,7 @@ func nobodyCred() *syscall.Credential {
 // publicDir returns a fresh directory directly under /tmp (so that every
 // path component is traversable by other users), mode 0700 and owned by
 // owner (root when nil). t.TempDir() does not do: its parent is 0700.
-func publicDir(t testing.TB, owner *testUser) string {
+func publicDir(t testing.TB, owner *sshtest.User) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "llm-e2e-pub-")
 	if err != nil {
@@ -103,48 +55,138 @@ func publicDir(t testing.TB, owner *testUser) string {
 		t.Fatal(err)
 	}
 	if owner != nil {
-		if err := os.Chown(dir, int(owner.UID), int(owner.GID)); err != nil {
+		if err := os.Chown(dir, owner.UID, owner.GID); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return dir
 }
 
+// errTooLong marks a command that outlived its time limit and was killed.
+var errTooLong = errors.New("killed")
+
 // runAs runs a command as cred (nil: as the test) with env and stdin, at
 // most timeout long, and returns its result and wait status (to tell a
-// signal from an exit code).
+// signal from an exit code). A command that cannot start fails t, one
+// that runs too long is killed and marks t failed.
 func runAs(t testing.TB, cred *syscall.Credential, env []string, stdin string, timeout time.Duration, name string, args ...string) (Result, syscall.WaitStatus) {
 	t.Helper()
+	r, ws, _, err := tryRunAs(cred, env, stdin, timeout, name, args...)
+	switch {
+	case errors.Is(err, errTooLong):
+		t.Error(err)
+	case err != nil:
+		t.Fatal(err)
+	}
+	return r, ws
+}
+
+// tryRunAs is runAs for goroutines other than the test's: it reports a
+// command that cannot start or outlives timeout as an error, and also says
+// how long the command took. WaitDelay keeps a daemon that inherited the
+// output pipes from holding the test up.
+func tryRunAs(cred *syscall.Credential, env []string, stdin string, timeout time.Duration, name string, args ...string) (Result, syscall.WaitStatus, time.Duration, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
-	return runCmd(t, cmd, stdin, timeout)
-}
-
-// runCmd runs cmd with stdin, killing it after timeout (a test failure).
-// WaitDelay keeps a daemon that inherited the output pipes from holding
-// the test up.
-func runCmd(t testing.TB, cmd *exec.Cmd, stdin string, timeout time.Duration) (Result, syscall.WaitStatus) {
-	t.Helper()
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 2 * time.Second
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", cmd.Path, err)
+		return Result{}, 0, 0, fmt.Errorf("starting %s: %w", name, err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
 	case <-time.After(timeout):
 		cmd.Process.Kill()
 		<-done
-		t.Errorf("%s %q ran longer than %v; killed", cmd.Path, cmd.Args[1:], timeout)
+		err = fmt.Errorf("%s %q ran longer than %v: %w", name, args, timeout, errTooLong)
 	}
+	took := time.Since(start)
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}, ws
+	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}, ws, took, err
+}
+
+// startSSHAgent runs OpenSSH's ssh-agent on sock with a clean environment
+// plus env, and returns its pid; see sshtest.StartSSHAgent.
+func startSSHAgent(t testing.TB, sock string, env ...string) int {
+	t.Helper()
+	return sshtest.StartSSHAgent(t, sock, nil, envWith(env...))
+}
+
+// liveSSHAgent runs a real, empty ssh-agent (the user's own agent, beside
+// llm-agent) on a fresh socket and returns the socket.
+func liveSSHAgent(t testing.TB) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "ssh-agent.sock")
+	startSSHAgent(t, sock)
+	return sock
+}
+
+// auditEvent is the part of an audit record the tests look at.
+type auditEvent struct {
+	Op        string   `json:"op"`
+	Provider  string   `json:"provider"`
+	Decision  string   `json:"decision"`
+	Reason    string   `json:"reason"`
+	Via       string   `json:"via"`
+	ViaReason string   `json:"via_reason"`
+	Forwarded bool     `json:"forwarded"`
+	Hops      []string `json:"hops"`
+	Peer      *struct {
+		PID int    `json:"pid"`
+		UID uint32 `json:"uid"`
+		Exe string `json:"exe"`
+	} `json:"peer"`
+	Remote *struct {
+		PID      int    `json:"pid"`
+		Exe      string `json:"exe"`
+		Hostname string `json:"hostname"`
+	} `json:"remote_reported"`
+}
+
+// readAudit reads every record of the audit log at path; a line that is
+// not JSON fails t (a half-written line too: the agent writes whole lines).
+func readAudit(t testing.TB, path string) []auditEvent {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the audit log: %v", err)
+	}
+	var evs []auditEvent
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e auditEvent
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Errorf("audit line is not JSON: %v", err)
+			continue
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// waitAudit waits up to 2 s for an audit record matching ok: the agent may
+// write a record just after its reply (an allowed get) or after the
+// effect the test saw (SIGUSR1).
+func waitAudit(t testing.TB, path string, ok func(auditEvent) bool) bool {
+	t.Helper()
+	_, found := waitFor(2*time.Second, func() bool {
+		for _, e := range readAudit(t, path) {
+			if ok(e) {
+				return true
+			}
+		}
+		return false
+	})
+	return found
 }

@@ -9,14 +9,8 @@ import (
 	"github.com/llm-agent/llm-agent/internal/agenttest"
 )
 
-// bins holds the paths of the binaries built once for the whole run.
-var bins struct {
-	dir    string
-	agent  string
-	client string
-}
-
-var built agenttest.Bins
+// bins are the binaries built once for the whole run.
+var bins agenttest.Bins
 
 func TestMain(m *testing.M) {
 	// The tests stand for a user at a terminal: a session whose leader is
@@ -30,8 +24,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	built = b
-	bins.dir, bins.agent, bins.client = b.Dir, b.Agent, b.Client
+	bins = b
 	code := m.Run()
 	os.RemoveAll(b.Dir)
 	os.Exit(code)
@@ -45,7 +38,7 @@ type (
 )
 
 // StartAgent starts llm-agent -D (or -d); see agenttest.Start.
-func StartAgent(t testing.TB, o AgentOptions) *Agent { return agenttest.Start(t, built, o) }
+func StartAgent(t testing.TB, o AgentOptions) *Agent { return agenttest.Start(t, bins, o) }
 
 // Run runs a command; see agenttest.Run.
 func Run(t testing.TB, env []string, stdin string, name string, args ...string) Result {

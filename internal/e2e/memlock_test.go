@@ -1,115 +1,29 @@
 package e2e
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/user"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
-// memlockRequireRoot skips, loudly, a test that needs root (to create
-// users, to dump the agent), but fails it under CI=true, where the tests
-// are expected to run as root.
-func memlockRequireRoot(t testing.TB) {
+// memlockUser makes the unprivileged user the agent runs as, with a
+// directory of its own for the agent's socket (not under t.TempDir, whose
+// parents are root's 0700 directories). The directory's cleanup runs
+// before the user's removal and after the agent, whose cleanup StartAgent
+// registers later still, has stopped.
+func memlockUser(t testing.TB) (*sshtest.User, string) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s needs root, and CI=true: run the e2e tests as root", t.Name())
-	}
-	t.Skipf("SKIPPED %s: needs root (it creates a user / reads the agent's memory); run as root to include it", t.Name())
-}
-
-// memlockUser is a throwaway non-root user with a private directory.
-type memlockUser struct {
-	Name string
-	Cred *syscall.Credential
-	Dir  string // 0700, owned by the user
-}
-
-// memlockNewUser creates a user with useradd and removes it at cleanup,
-// with a directory of its own (not under t.TempDir, whose parents are
-// root's 0700 directories).
-func memlockNewUser(t testing.TB) *memlockUser {
-	t.Helper()
-	memlockRequireRoot(t)
-	name := "llmml" + memlockRandHex(4)
-	if out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/nonexistent",
-		"--shell", "/usr/sbin/nologin", "--user-group", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-			t.Errorf("userdel %s: %v: %s", name, err, out)
-		}
-	})
-	u, err := user.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "llm-memlock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Registered after userdel, so it runs before it (and after the agent,
-	// whose cleanup StartAgent registers later still, has stopped).
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chown(dir, uid, gid); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o700)
-	return &memlockUser{Name: name, Dir: dir, Cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
-}
-
-func memlockRandHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// memlockRunAs runs a command as cred with a time bound. Unlike Run it is
-// safe to call from several goroutines: it reports problems as errors.
-func memlockRunAs(cred *syscall.Credential, env []string, stdin string, limit time.Duration, name string, args ...string) (Result, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = env
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.WaitDelay = time.Second
-	start := time.Now()
-	err := cmd.Run()
-	took := time.Since(start)
-	res := Result{Stdout: out.String(), Stderr: errb.String()}
-	if cmd.ProcessState != nil {
-		res.Code = cmd.ProcessState.ExitCode()
-	}
-	if ctx.Err() != nil {
-		return res, took, fmt.Errorf("%s %v did not finish within %v", name, args, limit)
-	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		return res, took, err
-	}
-	return res, took, nil
+	u := sshtest.NewUser(t, "llmml")
+	return u, publicDir(t, u)
 }
 
 // memlockProcField returns a "Name:" line's value from /proc/PID/status.
@@ -170,12 +84,12 @@ func secretField(kind string) string {
 // memory is refused with a clear error, and concurrent gets either succeed
 // or fail cleanly, with the daemon serving throughout.
 func TestMemlockLowLimit(t *testing.T) {
-	u := memlockNewUser(t)
-	a := StartAgent(t, AgentOptions{Dir: u.Dir, Cred: u.Cred, Rlimits: "-l 64", Audit: true})
+	u, dir := memlockUser(t)
+	a := StartAgent(t, AgentOptions{Dir: dir, Cred: u.Cred(), Rlimits: "-l 64", Audit: true})
 	env := a.Env()
 	client := func(stdin string, args ...string) Result {
 		t.Helper()
-		r, _, err := memlockRunAs(u.Cred, env, stdin, 30*time.Second, bins.client, args...)
+		r, _, _, err := tryRunAs(u.Cred(), env, stdin, 30*time.Second, bins.Client, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,8 +97,8 @@ func TestMemlockLowLimit(t *testing.T) {
 	}
 
 	// The agent must really run as the user, under the low limit.
-	if uids := strings.Fields(memlockProcField(a.PID, "Uid")); len(uids) == 0 || uids[0] != strconv.Itoa(int(u.Cred.Uid)) {
-		t.Fatalf("agent runs as uid %v, want %d", uids, u.Cred.Uid)
+	if uids := strings.Fields(memlockProcField(a.PID, "Uid")); len(uids) == 0 || uids[0] != strconv.Itoa(u.UID) {
+		t.Fatalf("agent runs as uid %v, want %d", uids, u.UID)
 	}
 	lim, _ := os.ReadFile(fmt.Sprintf("/proc/%d/limits", a.PID))
 	for _, l := range strings.Split(string(lim), "\n") {
@@ -198,18 +112,18 @@ func TestMemlockLowLimit(t *testing.T) {
 
 	// A few small credentials fit.
 	small := map[string]string{
-		"small-a": "sk-small-a-" + memlockRandHex(16),
-		"small-b": "sk-small-b-" + memlockRandHex(16),
+		"small-a": "sk-small-a-" + randHex(t, 16),
+		"small-b": "sk-small-b-" + randHex(t, 16),
 	}
 	for _, p := range []string{"small-a", "small-b"} {
 		if r := client(small[p], "add", p); r.Code != 0 {
 			t.Fatalf("add %s under ulimit -l 64: code %d, stderr %q", p, r.Code, r.Stderr)
 		}
 	}
-	access := "at-small-c-" + memlockRandHex(16)
+	access := "at-small-c-" + randHex(t, 16)
 	small["small-c"] = access
 	oauth := fmt.Sprintf(`{"type":"oauth","refresh":"rt-small-c-%s","access":%q,"expires":%d}`,
-		memlockRandHex(16), access, time.Now().Add(time.Hour).UnixMilli())
+		randHex(t, 16), access, time.Now().Add(time.Hour).UnixMilli())
 	if r := client(oauth, "add", "--json", "small-c"); r.Code != 0 {
 		t.Fatalf("add --json small-c under ulimit -l 64: code %d, stderr %q", r.Code, r.Stderr)
 	}
@@ -217,14 +131,14 @@ func TestMemlockLowLimit(t *testing.T) {
 	// A 20 KiB one fits too, but a get of it needs most of the 52 KiB
 	// left (the open secret and the reply buffer): concurrent gets of it
 	// must queue or fail cleanly.
-	small["medium"] = "sk-medium-" + memlockRandHex(10*1024-5)
+	small["medium"] = "sk-medium-" + randHex(t, 10*1024-5)
 	if r := client(small["medium"], "add", "medium"); r.Code != 0 {
 		t.Fatalf("add of a %d byte secret under ulimit -l 64: code %d, stderr %q", len(small["medium"]), r.Code, r.Stderr)
 	}
 
 	// A ~60 KiB secret cannot be opened within 64 KiB of locked memory
 	// (memguard's own key takes some): refused, clearly, with exit 1.
-	big := "sk-big-" + memlockRandHex(30*1024-4) // 61439 bytes, under MaxValueLen
+	big := "sk-big-" + randHex(t, 30*1024-4) // 61439 bytes, under MaxValueLen
 	start := time.Now()
 	r := client(big, "add", "big")
 	t.Logf("add of a %d byte secret: exit %d after %v", len(big), r.Code, time.Since(start).Round(time.Millisecond))
@@ -283,7 +197,7 @@ func TestMemlockLowLimit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			p := providers[i%len(providers)]
-			r, took, err := memlockRunAs(u.Cred, env, "", 30*time.Second, bins.client, "get", p)
+			r, _, took, err := tryRunAs(u.Cred(), env, "", 30*time.Second, bins.Client, "get", p)
 			outs[i] = outcome{p, r, took, err}
 		}()
 	}

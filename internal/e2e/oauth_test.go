@@ -50,7 +50,7 @@ type oauthEndpoint struct {
 
 func newOAuthEndpoint(t *testing.T, expiresIn int) *oauthEndpoint {
 	t.Helper()
-	e := &oauthEndpoint{t: t, prefix: fwdRandHex(t, 6), mode: "ok", expiresIn: expiresIn, expiry: map[string]time.Time{}}
+	e := &oauthEndpoint{t: t, prefix: randHex(t, 6), mode: "ok", expiresIn: expiresIn, expiry: map[string]time.Time{}}
 	e.Server = httptest.NewServer(http.HandlerFunc(e.serve))
 	t.Cleanup(e.Close)
 	return e
@@ -64,11 +64,11 @@ func (e *oauthEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	e.times = append(e.times, time.Now())
 	e.got = append(e.got, q.Get("refresh_token"))
 	mode, delay := e.mode, e.delay
-	access := fmt.Sprintf("at-e2e-%s-%d-%s", e.prefix, n, fwdRandHex(e.t, 8))
+	access := fmt.Sprintf("at-e2e-%s-%d-%s", e.prefix, n, randHex(e.t, 8))
 	e.expiry[access] = time.Now().Add(time.Duration(e.expiresIn) * time.Second)
 	answer := map[string]any{"access_token": access, "expires_in": e.expiresIn, "token_type": "Bearer"}
 	if e.rotate {
-		rt := fmt.Sprintf("rt-e2e-%s-%d-%s", e.prefix, n, fwdRandHex(e.t, 8))
+		rt := fmt.Sprintf("rt-e2e-%s-%d-%s", e.prefix, n, randHex(e.t, 8))
 		e.refreshes = append(e.refreshes, rt)
 		answer["refresh_token"] = rt
 	}
@@ -240,7 +240,7 @@ func TestOAuthSingleFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmd := exec.Command(bins.client, "get", "openai")
+			cmd := exec.Command(bins.Client, "get", "openai")
 			cmd.Env = a.Env()
 			var so bytes.Buffer
 			cmd.Stdout = &so
@@ -519,7 +519,7 @@ func TestOAuthForwardedCapture(t *testing.T) {
 	e.rotate = true
 	a := oauthAgent(t, e)
 	user := sshtest.NewUser(t, "oauth")
-	live := fwdStartSSHAgent(t)
+	live := liveSSHAgent(t)
 	srv := sshtest.Start(t, sshtest.Options{Name: "oauthhost"})
 	refresh, access := fwdToken(t, "rt-e2e-fwd"), fwdToken(t, "at-e2e-fwd")
 	path := writeOAuthFile(t, oauthFile(refresh, access, time.Now())) // expired: the get refreshes

@@ -202,21 +202,21 @@ func wfCheckSnoop(t *testing.T, who, out, token string) {
 }
 
 func TestOpencodeServeWorkflow(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	bin := toolBin(t, "opencode")
 	recipe := readmeOpencodeRecipe(t)
 	snippet := readmeGuardSnippet(t)
 	r := newGrdRig(t, "ocworkflow")
 	home, uid := r.user.Home, r.user.UID
 	token := fwdToken(t, "sk-ant-wf")
-	up := startFakeUpstream(t, "WF-ANSWER-"+fwdRandHex(t, 6))
+	up := startFakeUpstream(t, "WF-ANSWER-"+randHex(t, 6))
 	t.Cleanup(func() { scanFiles(t, r.user, token) })
 
 	// One-time setup on gpu1: the profile (PATH, the shorter time-out the
 	// README suggests, the test's quiet switches, then the guard snippet
 	// exactly), and a provider config with the test model.
 	var rc strings.Builder
-	fmt.Fprintf(&rc, "export PATH=%s:%s:$PATH\nexport LLM_AGENT_TIMEOUT=%v\n", bins.dir, filepath.Dir(bin), wfTimeout)
+	fmt.Fprintf(&rc, "export PATH=%s:%s:$PATH\nexport LLM_AGENT_TIMEOUT=%v\n", bins.Dir, filepath.Dir(bin), wfTimeout)
 	for _, kv := range toolsQuietEnv {
 		fmt.Fprintf(&rc, "export %s\n", kv)
 	}
@@ -247,7 +247,7 @@ func TestOpencodeServeWorkflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(tmp) })
-	laptopEnv := append(cleanEnv(), "TMPDIR="+tmp, "PATH="+bins.dir+":"+os.Getenv("PATH"))
+	laptopEnv := append(cleanEnv(), "TMPDIR="+tmp, "PATH="+bins.Dir+":"+os.Getenv("PATH"))
 	res := Run(t, laptopEnv, token+"\n", "/bin/sh", "-c", recipe[0]+` >/dev/null || exit 91
 printf '@@pid=%s\n@@llm=%s\n@@ssh=%s\n' "$LLM_AGENT_PID" "$LLM_AUTH_SOCK" "${SSH_AUTH_SOCK-unset}"`)
 	vals := map[string]string{}
@@ -445,7 +445,7 @@ printf '@@pid=%s\n@@llm=%s\n@@ssh=%s\n' "$LLM_AGENT_PID" "$LLM_AUTH_SOCK" "${SSH
 	shellScript := filepath.Join(home, "wf-shell.sh")
 	os.WriteFile(shellScript, []byte(fmt.Sprintf(`out=$(%[1]s get anthropic 2>%[2]s/wf-shell1.err); echo "$? ${#out}" >%[2]s/wf-shell1.rc
 out=$(LLM_AUTH_SOCK=%[3]s %[1]s get anthropic 2>%[2]s/wf-shell2.err); echo "$? ${#out}" >%[2]s/wf-shell2.rc
-`, shq(bins.client), home, shq(stable[0]))), 0o644)
+`, shq(bins.Client), home, shq(stable[0]))), 0o644)
 	coScript := fmt.Sprintf(`e() { tr '\0' '\n' </proc/%[1]d/environ | sed -n "s/^$1=//p"; }
 pw=$(e OPENCODE_SERVER_PASSWORD); key=$(e ANTHROPIC_API_KEY); base=$(e ANTHROPIC_BASE_URL)
 echo "@@pw ${#pw}"

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -32,32 +31,6 @@ func genKeys(t testing.TB, dir string, types ...string) {
 		if out, err := exec.Command("ssh-keygen", args...).CombinedOutput(); err != nil {
 			t.Fatalf("ssh-keygen -t %s: %v: %s", typ, err, out)
 		}
-	}
-}
-
-// startSSHAgent starts the real OpenSSH ssh-agent -D on sock, with extra
-// environment, and stops it at cleanup.
-func startSSHAgent(t testing.TB, sock string, env ...string) int {
-	t.Helper()
-	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
-	cmd.Env = append(cleanEnv(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting ssh-agent: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := dialUnix(sock); err == nil {
-			c.Close()
-			return cmd.Process.Pid
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssh-agent does not answer on %s", sock)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

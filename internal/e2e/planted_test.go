@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // plantedFakeAgent builds internal/e2e/testdata/fakeagent and runs it as cred on
@@ -19,7 +21,7 @@ import (
 // returns the path of the agent's log of what it received.
 func plantedFakeAgent(t *testing.T, cred *syscall.Credential, sock, variable string) string {
 	t.Helper()
-	bin := filepath.Join(bins.dir, "fakeagent") // a 0755 directory: other users run it
+	bin := filepath.Join(bins.Dir, "fakeagent") // a 0755 directory: other users run it
 	if _, err := os.Stat(bin); err != nil {
 		if out, err := exec.Command("go", "build", "-o", bin, "./testdata/fakeagent").CombinedOutput(); err != nil {
 			t.Fatalf("building the fake agent: %v\n%s", err, out)
@@ -71,8 +73,8 @@ func plantedDir(t *testing.T) string {
 // subcommand refuses it with exit 2 and one line naming the socket's
 // owner, and sends it nothing: the fake agent sees connects, no request.
 func TestPlantedAgentSocketRefused(t *testing.T) {
-	requireRoot(t)
-	mallory, victim := newTestUser(t), newTestUser(t)
+	sshtest.RequireRoot(t)
+	mallory, victim := sshtest.NewUser(t, "llme2e"), sshtest.NewUser(t, "llme2e")
 	sock := filepath.Join(plantedDir(t), "llm-victim.sock")
 	log := plantedFakeAgent(t, mallory.Cred(), sock, "LD_PRELOAD")
 	want := fmt.Sprintf("refusing the agent socket %s: it is served by uid %d (%s), not by you (uid %d) or root; someone else may have planted it",
@@ -92,7 +94,7 @@ func TestPlantedAgentSocketRefused(t *testing.T) {
 	}
 	for _, c := range cases {
 		env := []string{"PATH=/usr/bin:/bin", c.envVar + "=" + sock}
-		res, _ := runAs(t, victim.Cred(), env, "", 30*time.Second, bins.client, c.args...)
+		res, _ := runAs(t, victim.Cred(), env, "", 30*time.Second, bins.Client, c.args...)
 		stderr := strings.TrimSpace(res.Stderr)
 		if res.Code != 2 || strings.Count(stderr, "\n") != 0 || !strings.Contains(stderr, want) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 2 and one line with %q", c.name, res.Code, stderr, want)
@@ -115,14 +117,14 @@ func TestPlantedAgentSocketRefused(t *testing.T) {
 // changes how programs load or run; exec refuses it, naming the variable,
 // and runs nothing.
 func TestExecRefusesLoaderVariables(t *testing.T) {
-	requireRoot(t)
-	victim := newTestUser(t)
+	sshtest.RequireRoot(t)
+	victim := sshtest.NewUser(t, "llme2e")
 	dir := plantedDir(t)
 	for i, variable := range []string{"LD_PRELOAD", "NODE_OPTIONS", "BASH_ENV", "PYTHONSTARTUP", "GIT_SSH_COMMAND", "ld_preload_key"} {
 		sock := filepath.Join(dir, fmt.Sprintf("own%d.sock", i))
 		plantedFakeAgent(t, victim.Cred(), sock, variable)
 		env := []string{"PATH=/usr/bin:/bin", "LLM_AUTH_SOCK=" + sock}
-		res, _ := runAs(t, victim.Cred(), env, "", 30*time.Second, bins.client, "exec", "-p", "evil", "--", "env")
+		res, _ := runAs(t, victim.Cred(), env, "", 30*time.Second, bins.Client, "exec", "-p", "evil", "--", "env")
 		stderr := strings.TrimSpace(res.Stderr)
 		if res.Code != 1 || strings.Contains(stderr, "\n") || !strings.Contains(stderr, fmt.Sprintf("refusing to set the variable %q", variable)) {
 			t.Errorf("%s: exit %d, stderr %q; want exit 1 and one line refusing the variable", variable, res.Code, stderr)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // The TestPlugin tests run the opencode plugin door: the repository's
@@ -245,11 +247,11 @@ func (s *ocServer) prompt(session, text string) (answer, errMsg string, took tim
 // path in LLM_AUTH_SOCK, which opencode inherited, serves again). No file
 // and no process environment or command line of the account holds the key.
 func TestPluginServe(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	bin := toolBin(t, "opencode")
 	r := newGrdRig(t, "plugserve")
 	a, token := grdAgent(t, "sk-ant-plugin")
-	up := startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+fwdRandHex(t, 6))
+	up := startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+randHex(t, 6))
 	t.Cleanup(func() { fwdNoSecretInLogs(t, a, token) })
 
 	owner := r.login("owner", a.Sock)

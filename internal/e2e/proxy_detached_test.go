@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // Issue 18: a long-running `proxy -- CMD` started under nohup survives the
@@ -86,7 +88,7 @@ func pxdWaitOK(t testing.TB, path string, at time.Time, limit time.Duration) (ti
 }
 
 func TestProxyDetached(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	for _, v := range []struct{ name, launch string }{
 		{"setsid nohup", "setsid nohup"},
 		{"nohup", "nohup"},

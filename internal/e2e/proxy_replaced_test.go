@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // proxyCurl is one Anthropic Messages request through the proxy, run by
@@ -21,8 +23,8 @@ const proxyCurl = `curl -s -o "$D/body$1" -w '%{http_code}' -H "x-api-key: $ANTH
 // the provider's error shape, naming the refusal, and the planted agent
 // receives no request (today it is asked for the credential).
 func TestProxyRefusesReplacedSocket(t *testing.T) {
-	requireRoot(t)
-	mallory := newTestUser(t)
+	sshtest.RequireRoot(t)
+	mallory := sshtest.NewUser(t, "llme2e")
 	a, token := grdAgent(t, "sk-ant-prx")
 	up := startFakeUpstream(t, "hello")
 	shared := plantedDir(t)
@@ -32,7 +34,7 @@ func TestProxyRefusesReplacedSocket(t *testing.T) {
 	}
 	d := t.TempDir()
 	script := proxyCurl + "\n"
-	cmd := exec.Command(bins.client, "proxy", "--upstream", "anthropic="+up.URL, "--",
+	cmd := exec.Command(bins.Client, "proxy", "--upstream", "anthropic="+up.URL, "--",
 		"sh", "-c", `set -- 1; `+script+`touch "$D/phase1"
 while [ ! -e "$D/go" ]; do sleep 0.05; done
 set -- 2; `+script)

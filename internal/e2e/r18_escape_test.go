@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // r18Tool runs under the proxy, as a command that opencode serve's shell
@@ -28,7 +30,7 @@ kill -9 $P
 // TestProxyKilledEscape: a process the tool left behind must not take the
 // key once the tool kills its proxy.
 func TestProxyKilledEscape(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	r := newGrdRig(t, "r18escape")
 	a, token := grdAgent(t, "sk-ant-r18esc")
 	up := startFakeUpstream(t, "R18")
@@ -72,7 +74,7 @@ done
 // refuses the tool's processes at once, not only once the proxy has
 // registered with it (the proxy looks for a new guard every second).
 func TestProxyReconnectWindow(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	r := newGrdRig(t, "r18window")
 	a, token := grdAgent(t, "sk-ant-r18win")
 	up := startFakeUpstream(t, "R18W")

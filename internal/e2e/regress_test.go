@@ -4,8 +4,6 @@ package e2e
 // and the daemon's ssh-agent(1)-like command line.
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // procState returns the state letter and session id of pid from
@@ -89,55 +89,6 @@ func stopDaemonAtCleanup(t testing.TB, pid int) {
 	})
 }
 
-// auditEvent is the part of an audit record the tests look at.
-type auditEvent struct {
-	Op       string `json:"op"`
-	Provider string `json:"provider"`
-	Decision string `json:"decision"`
-	Reason   string `json:"reason"`
-	Peer     *struct {
-		PID int    `json:"pid"`
-		UID uint32 `json:"uid"`
-		Exe string `json:"exe"`
-	} `json:"peer"`
-}
-
-func readAudit(t testing.TB, path string) []auditEvent {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("audit log: %v", err)
-	}
-	defer f.Close()
-	var evs []auditEvent
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var e auditEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Errorf("audit line is not JSON: %v", err)
-			continue
-		}
-		evs = append(evs, e)
-	}
-	return evs
-}
-
-// waitAudit waits up to 2 s for an audit record matching ok: the agent may
-// write a record just after its reply (an allowed get) or after the
-// effect the test saw (SIGUSR1).
-func waitAudit(t testing.TB, path string, ok func(auditEvent) bool) bool {
-	t.Helper()
-	_, found := waitFor(2*time.Second, func() bool {
-		for _, e := range readAudit(t, path) {
-			if ok(e) {
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
 // fileHolds reports whether the file at path contains marker, without
 // showing either.
 func fileHolds(path, marker string) bool {
@@ -172,7 +123,7 @@ func TestRegressAgent(t *testing.T) {
 			// The fallback to SSH_AUTH_SOCK is only for an llm-agent.
 			{"SSH_AUTH_SOCK is a plain ssh-agent", envWith("SSH_AUTH_SOCK=" + sshAgentSock)},
 		} {
-			r, _ := runAs(t, nil, c.env, "", to, bins.client, "list")
+			r, _ := runAs(t, nil, c.env, "", to, bins.Client, "list")
 			if r.Code != 2 || strings.Count(r.Stderr, "\n") != 1 || !strings.HasPrefix(r.Stderr, "llm-agent-client: list:") {
 				t.Errorf("%s: llm-agent-client list: exit %d (want 2), stderr %q (want one line)", c.name, r.Code, r.Stderr)
 			}
@@ -381,7 +332,7 @@ func TestRegressAgentTimeout(t *testing.T) {
 // TestRegressGetpeereid ports regress/agent-getpeereid.sh: a client of
 // another uid that can reach the socket is still refused; root is allowed.
 func TestRegressGetpeereid(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	t.Parallel()
 	const to = 30 * time.Second
 	marker := "sk-e2e-peereid-marker-77"
@@ -412,7 +363,7 @@ func TestRegressGetpeereid(t *testing.T) {
 	// the agent.
 	env := a.Env("HOME=/nonexistent")
 	for _, args := range [][]string{{"list"}, {"get", "anthropic"}, {"status"}} {
-		r, _ := runAs(t, nobodyCred(), env, "", to, bins.client, args...)
+		r, _ := runAs(t, nobodyCred(), env, "", to, bins.Client, args...)
 		if r.Code != 2 {
 			t.Errorf("llm-agent-client %s as nobody: exit %d, want 2 (stderr %q)", args[0], r.Code, r.Stderr)
 		}
@@ -455,7 +406,7 @@ func TestRegressGetpeereid(t *testing.T) {
 // TestRegressGetpeereidSSHAgent is the reference for the ssh-add exit
 // status above: the same situation against OpenSSH's ssh-agent.
 func TestRegressGetpeereidSSHAgent(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	t.Parallel()
 	dir := publicDir(t, nil)
 	sock := filepath.Join(dir, "ssh-agent.sock")
@@ -473,9 +424,9 @@ func TestRegressGetpeereidSSHAgent(t *testing.T) {
 // normal user cannot be read by another process of that same user: no
 // ptrace attach, no /proc/PID/environ, no /proc/PID/mem.
 func TestRegressPtrace(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	t.Parallel()
-	u := newTestUser(t)
+	u := sshtest.NewUser(t, "llme2e")
 	dir := publicDir(t, u)
 	a := StartAgent(t, AgentOptions{Dir: dir, Cred: u.Cred()})
 	const to = 30 * time.Second
@@ -485,7 +436,7 @@ func TestRegressPtrace(t *testing.T) {
 	// served request is the barrier.
 	// As the agent's user: the client refuses a socket served by another
 	// user, also when the client runs as root.
-	if r, _ := runAs(t, u.Cred(), a.Env(), "", to, bins.client, "status"); r.Code != 0 {
+	if r, _ := runAs(t, u.Cred(), a.Env(), "", to, bins.Client, "status"); r.Code != 0 {
 		t.Fatalf("status: exit %d, %q", r.Code, r.Stderr)
 	}
 
@@ -571,8 +522,8 @@ func TestRegressSubprocess(t *testing.T) {
 		script := fmt.Sprintf(`printf '%%s %%s\n' "$LLM_AUTH_SOCK" "$LLM_AGENT_PID"
 %s status; echo "status-exit=$?"
 sleep 1
-date +%%s%%N > %s`, bins.client, stamp)
-		r, _ := runAs(t, nil, envWith("TMPDIR="+tmp), "", to, bins.agent, "sh", "-c", script)
+date +%%s%%N > %s`, bins.Client, stamp)
+		r, _ := runAs(t, nil, envWith("TMPDIR="+tmp), "", to, bins.Agent, "sh", "-c", script)
 		ended := time.Now()
 		if r.Code != 0 {
 			t.Fatalf("llm-agent sh -c ...: exit %d, stderr %q", r.Code, r.Stderr)
@@ -616,7 +567,7 @@ date +%%s%%N > %s`, bins.client, stamp)
 		tmp := t.TempDir()
 		// -s asks for Bourne output, which is moot with a command: the
 		// command's output must pass through unchanged.
-		r, _ := runAs(t, nil, envWith("TMPDIR="+tmp), "", to, bins.agent, "-s", "sh", "-c", `echo "$LLM_AGENT_PID" >&2; echo hello; exit 3`)
+		r, _ := runAs(t, nil, envWith("TMPDIR="+tmp), "", to, bins.Agent, "-s", "sh", "-c", `echo "$LLM_AGENT_PID" >&2; echo hello; exit 3`)
 		if r.Code != 3 {
 			t.Errorf("llm-agent sh -c 'exit 3': exit %d, want 3", r.Code)
 		}
@@ -680,7 +631,7 @@ func TestDaemonEvalAndKill(t *testing.T) {
 			}
 			refKill, _ := runAs(t, nil, envWith("SSH_AGENT_PID="+refPID[1]), "", to, "ssh-agent", c.flag, "-k")
 
-			r, _ := runAs(t, nil, envWith("TMPDIR="+tmp), "", to, bins.agent, c.flag)
+			r, _ := runAs(t, nil, envWith("TMPDIR="+tmp), "", to, bins.Agent, c.flag)
 			if r.Code != 0 {
 				t.Fatalf("llm-agent %s: exit %d, stderr %q", c.flag, r.Code, r.Stderr)
 			}
@@ -739,13 +690,13 @@ func TestDaemonEvalAndKill(t *testing.T) {
 					t.Errorf("daemon fd %d is %q (%v), want /dev/null", fd, p, err)
 				}
 			}
-			if st, _ := runAs(t, nil, envWith("LLM_AUTH_SOCK="+sock), "", to, bins.client, "status"); st.Code != 0 {
+			if st, _ := runAs(t, nil, envWith("LLM_AUTH_SOCK="+sock), "", to, bins.Client, "status"); st.Code != 0 {
 				t.Errorf("status against the daemon: exit %d, %q", st.Code, st.Stderr)
 			}
 
 			// -k: the eval lines that undo it, then the daemon is gone with
 			// its socket and directory.
-			k, _ := runAs(t, nil, envWith("LLM_AGENT_PID="+strconv.Itoa(pid)), "", to, bins.agent, c.flag, "-k")
+			k, _ := runAs(t, nil, envWith("LLM_AGENT_PID="+strconv.Itoa(pid)), "", to, bins.Agent, c.flag, "-k")
 			want := strings.Join(c.kill, "\n") + "\n"
 			want = fmt.Sprintf(want, pid)
 			if k.Code != 0 || k.Stdout != want {
@@ -773,7 +724,7 @@ func TestDaemonEvalAndKill(t *testing.T) {
 func TestDaemonKillWithoutPID(t *testing.T) {
 	t.Parallel()
 	for _, env := range [][]string{cleanEnv(), envWith("LLM_AGENT_PID=not-a-pid")} {
-		r, _ := runAs(t, nil, env, "", 30*time.Second, bins.agent, "-k")
+		r, _ := runAs(t, nil, env, "", 30*time.Second, bins.Agent, "-k")
 		if r.Code != 1 || r.Stdout != "" || strings.Count(r.Stderr, "\n") != 1 || !strings.HasPrefix(r.Stderr, "llm-agent: ") {
 			t.Errorf("llm-agent -k with env %v: exit %d (want 1), stdout %q, stderr %q (want one line)",
 				env[len(env)-1], r.Code, r.Stdout, r.Stderr)
@@ -790,7 +741,7 @@ func TestDaemonBindAddress(t *testing.T) {
 	// refused runs llm-agent -D -a path, which must exit 1 at once.
 	refused := func(t *testing.T, path, want string) {
 		t.Helper()
-		r, _ := runAs(t, nil, cleanEnv(), "", 10*time.Second, bins.agent, "-D", "-a", path)
+		r, _ := runAs(t, nil, cleanEnv(), "", 10*time.Second, bins.Agent, "-D", "-a", path)
 		if r.Code != 1 || !strings.Contains(r.Stderr, want) || strings.Count(r.Stderr, "\n") != 1 {
 			t.Errorf("llm-agent -D -a %s: exit %d (want 1), stderr %q (want one line with %q)", path, r.Code, r.Stderr, want)
 		}
@@ -877,9 +828,9 @@ func TestDaemonBindAddress(t *testing.T) {
 // lines, after it has bound the socket: at that point, another process of
 // the same user must not open /proc/PID/environ.
 func TestRegressHardenedWhenListening(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	t.Parallel()
-	u := newTestUser(t)
+	u := sshtest.NewUser(t, "llme2e")
 	dir := publicDir(t, u)
 	sock := filepath.Join(dir, "agent.sock")
 
@@ -898,7 +849,7 @@ func TestRegressHardenedWhenListening(t *testing.T) {
 	}
 	syscall.SetNonblock(fds[1], false)
 
-	cmd := exec.Command(bins.agent, "-D", "-a", sock)
+	cmd := exec.Command(bins.Agent, "-D", "-a", sock)
 	cmd.Env = cleanEnv()
 	cmd.Stdout = w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.Cred()}

@@ -48,10 +48,10 @@ func readmeRForward(t *testing.T) (laptop, server []string) {
 // socket already sits at the remote path, ssh stops with an error rather
 // than going on without the forward (and nothing reaches that socket).
 func TestReadmeRemoteForward(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	srv := sshtest.Start(t, sshtest.Options{Name: "gpu1"})
 	user := sshtest.NewUser(t, "rfw")
-	mallory := newTestUser(t)
+	mallory := sshtest.NewUser(t, "llme2e")
 	a, token := grdAgent(t, "sk-ant-rfw")
 	laptop, server := readmeRForward(t)
 

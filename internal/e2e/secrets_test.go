@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -202,7 +203,7 @@ func leakCheckProc(t testing.TB, pid int, who string, ms ...leakMarker) {
 // stays open while the client's /proc entries are scanned, then closes it.
 func leakAddHeld(t *testing.T, a *Agent, secret string, ms []leakMarker, args ...string) Result {
 	t.Helper()
-	cmd := exec.Command(bins.client, args...)
+	cmd := exec.Command(bins.Client, args...)
 	cmd.Env = a.Env()
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -395,8 +396,8 @@ func TestSecretsNoLeak(t *testing.T) {
 	all := []leakMarker{api, refresh, access}
 	// Random provider names: strings that exist only in the agent's heap,
 	// to show that a memory scan saw the data it was meant to see.
-	apiProv := "leakapi-" + memlockRandHex(6)
-	oauthProv := "leakoauth-" + memlockRandHex(6)
+	apiProv := "leakapi-" + randHex(t, 6)
+	oauthProv := "leakoauth-" + randHex(t, 6)
 	var outputs []string // everything the clients printed that must hold no secret
 	client := func(stdin string, args ...string) Result {
 		t.Helper()
@@ -474,7 +475,7 @@ func TestSecretsNoLeak(t *testing.T) {
 
 	// The idle agent's memory: only enclave ciphertext may hold the secrets.
 	t.Run("memory", func(t *testing.T) {
-		memlockRequireRoot(t)
+		sshtest.RequireRoot(t)
 		var plainNeedles []leakNeedle
 		for _, n := range leakNeedles(plain) {
 			n.secret = false
@@ -556,7 +557,7 @@ func TestSecretsNoLeak(t *testing.T) {
 func TestSecretsNotFromArgv(t *testing.T) {
 	a := StartAgent(t, AgentOptions{})
 	tok := newLeakMarker("API key given on the command line", "sk-test-")
-	prov := "leakargv-" + memlockRandHex(4)
+	prov := "leakargv-" + randHex(t, 4)
 	for _, args := range [][]string{
 		{"add", prov, tok.value},
 		{"add", "--json", prov, tok.value},

@@ -54,11 +54,11 @@ func sfTries(out string) map[string]string {
 }
 
 func TestProxyServeFront(t *testing.T) {
-	requireRoot(t)
+	sshtest.RequireRoot(t)
 	bin := toolBin(t, "opencode")
 	r := newGrdRig(t, "srvfront")
 	a, token := grdAgent(t, "sk-ant-front")
-	up := startFakeUpstream(t, "FRONT-ANSWER-"+fwdRandHex(t, 6))
+	up := startFakeUpstream(t, "FRONT-ANSWER-"+randHex(t, 6))
 	t.Cleanup(func() { fwdNoSecretInLogs(t, a, token) })
 
 	front := filepath.Join(r.user.Home, ".llm-agent", "opencode.sock")

@@ -48,7 +48,7 @@ func newToolsRig(t *testing.T, tools ...string) *toolsRig {
 	r := &toolsRig{
 		fwdRig: newFwdRig(t, AgentOptions{Debug: true}),
 		srv:    sshtest.Start(t, sshtest.Options{Name: "toolhost"}),
-		up:     startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+fwdRandHex(t, 6)),
+		up:     startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+randHex(t, 6)),
 		tokens: map[string]string{"anthropic": fwdToken(t, "sk-ant-tools"), "openai": fwdToken(t, "sk-openai-tools")},
 		bins:   bins,
 	}
@@ -130,11 +130,11 @@ type door struct {
 func doors() []door {
 	return []door{
 		{name: "claude-apiKeyHelper", provider: "anthropic", tool: "claude", script: func(r *toolsRig) string {
-			return writeFile(`"$HOME/.claude/settings.json"`, claudeSettings(bins.client)) +
+			return writeFile(`"$HOME/.claude/settings.json"`, claudeSettings(bins.Client)) +
 				"ANTHROPIC_BASE_URL=" + r.up.URL + " " + shq(r.bins["claude"]) + ` -p "say hi"`
 		}},
 		{name: "codex-auth-command", provider: "openai", tool: "codex", script: func(r *toolsRig) string {
-			return writeFile(`"$HOME/.codex/config.toml"`, codexConfig(r.up.URL+"/v1", bins.client, true)) +
+			return writeFile(`"$HOME/.codex/config.toml"`, codexConfig(r.up.URL+"/v1", bins.Client, true)) +
 				shq(r.bins["codex"]) + ` exec --skip-git-repo-check "say hi" </dev/null`
 		}},
 		{name: "opencode-proxy", provider: "anthropic", tool: "opencode", proxy: true, script: func(r *toolsRig) string {
@@ -445,7 +445,7 @@ func TestToolsStreaming(t *testing.T) {
 	defer up.Close()
 
 	// The proxy is the real binary; its eval lines give the route and key.
-	cmd := exec.Command(bins.client, "proxy", "--upstream", "openai=http://"+l.Addr().String()+"/v1")
+	cmd := exec.Command(bins.Client, "proxy", "--upstream", "openai=http://"+l.Addr().String()+"/v1")
 	cmd.Env = a.Env()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer

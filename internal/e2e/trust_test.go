@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
@@ -24,41 +23,6 @@ import (
 // The trust tests (issue 12, items 1, 2 and @revoked): whatever relays
 // LLM_AUTH_SOCK gets use-only rights; a replayed session-bind satisfies no
 // -h; a @revoked host key satisfies no -h.
-
-// trustEvent is an audit line with how its connection was classed.
-type trustEvent struct {
-	Op        string   `json:"op"`
-	Provider  string   `json:"provider"`
-	Decision  string   `json:"decision"`
-	Reason    string   `json:"reason"`
-	Via       string   `json:"via"`
-	ViaReason string   `json:"via_reason"`
-	Forwarded bool     `json:"forwarded"`
-	Hops      []string `json:"hops"`
-	Peer      *struct {
-		PID int    `json:"pid"`
-		Exe string `json:"exe"`
-	} `json:"peer"`
-}
-
-func trustAudit(t testing.TB, a *Agent) []trustEvent {
-	t.Helper()
-	data, err := os.ReadFile(a.Audit)
-	if err != nil {
-		t.Fatalf("read audit log: %v", err)
-	}
-	var out []trustEvent
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e trustEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("audit line is not JSON: %v", err)
-		}
-		out = append(out, e)
-	}
-	return out
-}
 
 // trustScript is what a hostile relay's far end tries, one "name=exit" line
 // per step. No step prints a credential: gets go to /dev/null.
@@ -169,7 +133,7 @@ func (r *trustRig) auditSaysUse(t *testing.T, peerExe string) {
 	t.Helper()
 	const why = "connection on LLM_AUTH_SOCK, which is use-only whatever relays it"
 	n := 0
-	for _, e := range trustAudit(t, r.a) {
+	for _, e := range readAudit(t, r.a.Audit) {
 		if e.Decision != "deny" || e.Peer == nil || (peerExe != "" && e.Peer.Exe != peerExe) {
 			continue
 		}
@@ -266,7 +230,7 @@ func TestUseOnlyRelays(t *testing.T) {
 		if err := os.WriteFile(myssh, data, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		dir := "/tmp/llm-relay-" + fwdRandHex(t, 8)
+		dir := "/tmp/llm-relay-" + randHex(t, 8)
 		remote := dir + "/agent.sock"
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		cmd := r.srv.SSH(r.user, []string{"-o", "ExitOnForwardFailure=yes", "-R", remote + ":" + a.Sock},
@@ -377,7 +341,7 @@ func startCaptureAgent(t *testing.T) (*captureAgent, string) {
 func captureBind(t *testing.T, srv *sshtest.Server, u *sshtest.User) (frame []byte, forwarding bool) {
 	t.Helper()
 	ca, sock := startCaptureAgent(t)
-	cmd := srv.SSH(u, []string{"-l", "nosuchuser" + fwdRandHex(t, 3), "-o", "PreferredAuthentications=publickey"}, "true")
+	cmd := srv.SSH(u, []string{"-l", "nosuchuser" + randHex(t, 3), "-o", "PreferredAuthentications=publickey"}, "true")
 	cmd.Env = append(cmd.Env, "SSH_AUTH_SOCK="+sock)
 	res := fwdRun(t, cmd, "")
 	if res.Code == 0 {
@@ -406,7 +370,7 @@ func captureBind(t *testing.T, srv *sshtest.Server, u *sshtest.User) (frame []by
 // replayBin builds the attacker's replay tool into the shared binaries
 // directory, where the test users can run it.
 var replayBin = sync.OnceValues(func() (string, error) {
-	out := filepath.Join(bins.dir, "llm-replay")
+	out := filepath.Join(bins.Dir, "llm-replay")
 	cmd := exec.Command("go", "build", "-o", out, "./testdata/replay")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", &exec.Error{Name: "go build ./testdata/replay: " + string(b), Err: err}
@@ -428,7 +392,7 @@ func TestReplayedSessionBind(t *testing.T) {
 	evil := sshtest.Start(t, sshtest.Options{Name: "evilhost"})
 	kh := fwdKnownHosts(t, gpu1, bastion)
 	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}})
-	r := &fwdRig{t: t, agent: a, user: u, live: fwdStartSSHAgent(t)}
+	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
 	tokG, tokBG := fwdToken(t, "sk-replay-g"), fwdToken(t, "sk-replay-bg")
 	if res := a.Client(t, tokG, "add", "-H", kh, "-h", "gpu1", "gpu1only"); res.Code != 0 {
 		t.Fatalf("add -h gpu1: %+v", res)
@@ -452,7 +416,7 @@ func TestReplayedSessionBind(t *testing.T) {
 	fwdSameSecret(t, "genuine get on gpu1", res.Stdout, tokG)
 
 	t.Run("replayed over ssh -R to another host", func(t *testing.T) {
-		dir := "/tmp/llm-replay-" + fwdRandHex(t, 8)
+		dir := "/tmp/llm-replay-" + randHex(t, 8)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -474,7 +438,7 @@ func TestReplayedSessionBind(t *testing.T) {
 		}
 	})
 	denied := 0
-	for _, e := range trustAudit(t, a) {
+	for _, e := range readAudit(t, a.Audit) {
 		if e.Op == "get" && e.Decision == "deny" && (e.Provider == "gpu1only" || e.Provider == "viabastion") {
 			denied++
 		}
@@ -496,7 +460,7 @@ func TestRevokedHostKey(t *testing.T) {
 	srv := sshtest.Start(t, sshtest.Options{Name: "revhost"})
 	kh := fwdKnownHosts(t, srv)
 	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}})
-	r := &fwdRig{t: t, agent: a, user: u, live: fwdStartSSHAgent(t)}
+	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
 	tok := fwdToken(t, "sk-revoked")
 	if res := a.Client(t, tok, "add", "-H", kh, "-h", "revhost", "revcred"); res.Code != 0 {
 		t.Fatalf("add -h revhost: %+v", res)
@@ -526,7 +490,7 @@ func TestRevokedHostKey(t *testing.T) {
 	if strings.Contains(res.Stdout, tok) {
 		t.Error("the credential was printed after revocation")
 	}
-	for _, e := range trustAudit(t, a) {
+	for _, e := range readAudit(t, a.Audit) {
 		if e.Op == "get" && e.Provider == "revcred" && e.Decision == "deny" && len(e.Hops) > 0 && e.Hops[0] == "revhost" {
 			t.Errorf("the audit log names the revoked key after the host: %q", e.Hops)
 		}

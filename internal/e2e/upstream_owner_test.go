@@ -4,40 +4,24 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"net"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	sshagent "golang.org/x/crypto/ssh/agent"
+
+	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // upsSSHAgent runs a real ssh-agent as cred (nil: as the test) on sock and
 // loads one fresh key with comment into it.
 func upsSSHAgent(t *testing.T, cred *syscall.Credential, sock, comment string) {
 	t.Helper()
-	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
-	cmd.Env = cleanEnv()
-	cmd.Dir = "/"
-	if cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start ssh-agent: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var nc net.Conn
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if nc, err = dialUnix(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ssh-agent does not answer on %s: %v", sock, err)
-		}
+	sshtest.StartSSHAgent(t, sock, cred, cleanEnv())
+	nc, err := dialUnix(sock)
+	if err != nil {
+		t.Fatalf("ssh-agent on %s: %v", sock, err)
 	}
 	defer nc.Close()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -57,8 +41,8 @@ func upsSSHAgent(t *testing.T, cred *syscall.Credential, sock, comment string) {
 // the audit log names the socket's owner. An upstream of the agent's own
 // uid still works.
 func TestUpstreamServedByAnotherUser(t *testing.T) {
-	requireRoot(t)
-	mallory := newTestUser(t)
+	sshtest.RequireRoot(t)
+	mallory := sshtest.NewUser(t, "llme2e")
 	dir := plantedDir(t)
 
 	cases := []struct {
@@ -87,7 +71,7 @@ func TestUpstreamServedByAnotherUser(t *testing.T) {
 		}
 		want := fmt.Sprintf("refusing the agent socket %s: it is served by uid %d (%s)", sock, mallory.UID, mallory.Name)
 		found := false
-		for _, e := range fwdReadAudit(t, a) {
+		for _, e := range readAudit(t, a.Audit) {
 			if e.Op == "upstream" && e.Decision == "error" && strings.Contains(e.Reason, want) {
 				found = true
 			}
