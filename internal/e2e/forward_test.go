@@ -485,14 +485,9 @@ func fwdKnownHosts(t *testing.T, servers ...*sshtest.Server) string {
 // path hosta>hostb, are handed out only along that path of verified hosts.
 func TestForwardDestination(t *testing.T) {
 	t.Parallel()
-	sshtest.RequireRoot(t)
-	u := sshtest.NewUser(t, "fwd")
-	hosta := sshtest.Start(t, sshtest.Options{Name: "hosta"})
-	hostb := sshtest.Start(t, sshtest.Options{Name: "hostb"})
-	hostb.Trust(u) // so that "ssh hostb" works in a session on hosta
-	kh := fwdKnownHosts(t, hosta, hostb)
-	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}})
-	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
+	r, kh, srvs := newHostsRig(t, "fwd", AgentOptions{}, "hosta", "hostb")
+	a, hosta, hostb := r.agent, srvs[0], srvs[1]
+	hostb.Trust(r.user) // so that "ssh hostb" works in a session on hosta
 
 	tokA := fwdToken(t, "sk-ant-pA")
 	tokAB := fwdToken(t, "sk-ant-pAB")
@@ -549,11 +544,6 @@ func TestForwardDestination(t *testing.T) {
 // verified host and the program asking.
 func TestForwardConfirm(t *testing.T) {
 	t.Parallel()
-	sshtest.RequireRoot(t)
-	u := sshtest.NewUser(t, "fwd")
-	hosta := sshtest.Start(t, sshtest.Options{Name: "hosta"})
-	kh := fwdKnownHosts(t, hosta)
-
 	// The askpass records its question and answers per a flag file.
 	dir := t.TempDir()
 	prompts := filepath.Join(dir, "prompts")
@@ -563,8 +553,8 @@ func TestForwardConfirm(t *testing.T) {
 	if err := os.WriteFile(askpass, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}, Env: []string{"LLM_AGENT_ASKPASS=" + askpass}})
-	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
+	r, _, srvs := newHostsRig(t, "fwd", AgentOptions{Env: []string{"LLM_AGENT_ASKPASS=" + askpass}}, "hosta")
+	a, hosta := r.agent, srvs[0]
 
 	token := fwdToken(t, "sk-ant-fwdc")
 	if res := a.Client(t, token, "add", "-c", "pC"); res.Code != 0 {

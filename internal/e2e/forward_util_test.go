@@ -76,6 +76,24 @@ func newFwdRig(t *testing.T, o AgentOptions) *fwdRig {
 	}
 }
 
+// newHostsRig is newFwdRig for the tests of -h: it also starts a server
+// for each of names, whose host keys the agent reads from the known_hosts
+// file given to it with -H. It returns the rig, that file and the servers.
+func newHostsRig(t *testing.T, userPrefix string, o AgentOptions, names ...string) (*fwdRig, string, []*sshtest.Server) {
+	t.Helper()
+	sshtest.RequireRoot(t)
+	u := sshtest.NewUser(t, userPrefix)
+	srvs := make([]*sshtest.Server, len(names))
+	for i, name := range names {
+		srvs[i] = sshtest.Start(t, sshtest.Options{Name: name})
+	}
+	kh := fwdKnownHosts(t, srvs...)
+	o.Debug, o.Audit = true, true
+	o.Args = append(o.Args, "-H", kh)
+	a := StartAgent(t, o)
+	return &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}, kh, srvs
+}
+
 // remoteScript prefixes a shell script for the server with C, the path of
 // llm-agent-client (a 0755 directory the test user can read).
 func remoteScript(script string) string {

@@ -385,14 +385,9 @@ var replayBin = sync.OnceValues(func() (string, error) {
 // (bastion>gpu1); a genuine ForwardAgent to gpu1 still gets it.
 func TestReplayedSessionBind(t *testing.T) {
 	t.Parallel()
-	sshtest.RequireRoot(t)
-	u := sshtest.NewUser(t, "replay")
-	gpu1 := sshtest.Start(t, sshtest.Options{Name: "gpu1"})
-	bastion := sshtest.Start(t, sshtest.Options{Name: "bastion"})
-	evil := sshtest.Start(t, sshtest.Options{Name: "evilhost"})
-	kh := fwdKnownHosts(t, gpu1, bastion)
-	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}})
-	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
+	r, kh, srvs := newHostsRig(t, "replay", AgentOptions{}, "gpu1", "bastion")
+	a, u, gpu1, bastion := r.agent, r.user, srvs[0], srvs[1]
+	evil := sshtest.Start(t, sshtest.Options{Name: "evilhost"}) // not in known_hosts
 	tokG, tokBG := fwdToken(t, "sk-replay-g"), fwdToken(t, "sk-replay-bg")
 	if res := a.Client(t, tokG, "add", "-H", kh, "-h", "gpu1", "gpu1only"); res.Code != 0 {
 		t.Fatalf("add -h gpu1: %+v", res)
@@ -455,12 +450,8 @@ func TestReplayedSessionBind(t *testing.T) {
 // named after it, and a new add -h finds no key for it.
 func TestRevokedHostKey(t *testing.T) {
 	t.Parallel()
-	sshtest.RequireRoot(t)
-	u := sshtest.NewUser(t, "revoke")
-	srv := sshtest.Start(t, sshtest.Options{Name: "revhost"})
-	kh := fwdKnownHosts(t, srv)
-	a := StartAgent(t, AgentOptions{Debug: true, Audit: true, Args: []string{"-H", kh}})
-	r := &fwdRig{t: t, agent: a, user: u, live: liveSSHAgent(t)}
+	r, kh, srvs := newHostsRig(t, "revoke", AgentOptions{}, "revhost")
+	a, srv := r.agent, srvs[0]
 	tok := fwdToken(t, "sk-revoked")
 	if res := a.Client(t, tok, "add", "-H", kh, "-h", "revhost", "revcred"); res.Code != 0 {
 		t.Fatalf("add -h revhost: %+v", res)
