@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -113,6 +114,20 @@ func tryRunAs(cred *syscall.Credential, env []string, stdin string, timeout time
 	took := time.Since(start)
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	return Result{Code: cmd.ProcessState.ExitCode(), Stdout: out.String(), Stderr: errb.String()}, ws, took, err
+}
+
+// bashAs runs a bash script as u (with none of root's groups, as a login of
+// u would be) and returns its stdout. A script that fails is only logged:
+// the caller judges what it printed.
+func bashAs(t testing.TB, u *sshtest.User, script string) string {
+	t.Helper()
+	cmd := exec.Command("setpriv", "--reuid", strconv.Itoa(u.UID), "--regid", strconv.Itoa(u.GID), "--clear-groups", "bash", "-c", script)
+	cmd.Dir = "/"
+	out, err := cmd.Output()
+	if err != nil {
+		t.Logf("%s: %v", u.Name, err)
+	}
+	return string(out)
 }
 
 // startSSHAgent runs OpenSSH's ssh-agent on sock with a clean environment

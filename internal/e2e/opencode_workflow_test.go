@@ -370,15 +370,7 @@ printf '@@pid=%s\n@@llm=%s\n@@ssh=%s\n' "$LLM_AGENT_PID" "$LLM_AUTH_SOCK" "${SSH
 
 	// a. Connected: the answer arrives with the laptop's key.
 	session := oc.newSession()
-	sawKey := func(since int) int {
-		n := 0
-		for _, q := range up.requests()[since:] {
-			if q.APIKey == token {
-				n++
-			}
-		}
-		return n
-	}
+	sawKey := func(since int) int { return up.keyCount(token, since) }
 	n0 := len(up.requests())
 	answer, errMsg, took := oc.prompt(session, "say hi")
 	t.Logf("a. connected: prompt answered in %v (%v), error %q; the upstream saw the laptop's key %d times",
@@ -393,15 +385,7 @@ printf '@@pid=%s\n@@llm=%s\n@@ssh=%s\n' "$LLM_AGENT_PID" "$LLM_AUTH_SOCK" "${SSH
 	// b. A co-tenant (a second login to the account) and another user.
 	co := r.login("co-tenant", "")
 	other := sshtest.NewUser(t, "wfo")
-	asOther := func(script string) string {
-		cmd := exec.Command("setpriv", "--reuid", strconv.Itoa(other.UID), "--regid", strconv.Itoa(other.GID), "--clear-groups", "bash", "-c", script)
-		cmd.Dir = "/"
-		out, err := cmd.Output()
-		if err != nil {
-			t.Logf("other user: %v", err)
-		}
-		return string(out)
-	}
+	asOther := func(script string) string { return bashAs(t, other, script) }
 	pids := fmt.Sprintf("WF_PIDS='%d %d'\n", proxyPID, guardPID)
 	coOut, _ := co.Run(pids + wfSnoop)
 	wfCheckSnoop(t, "co-tenant", coOut, token)

@@ -320,15 +320,7 @@ echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.
 	}
 	session := oc.newSession()
 
-	sawKey := func(since int) int {
-		n := 0
-		for _, q := range up.requests()[since:] {
-			if q.APIKey == token {
-				n++
-			}
-		}
-		return n
-	}
+	sawKey := func(since int) int { return up.keyCount(token, since) }
 
 	// Connected: answered with the laptop's key.
 	n0 := len(up.requests())

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -183,15 +182,7 @@ export OPENCODE_CONFIG_CONTENT='{"model":"anthropic/claude-fake","small_model":"
 
 	// Another Linux user.
 	other := sshtest.NewUser(t, "sfo")
-	tries("other user", "000 none", func(s string) string {
-		cmd := exec.Command("setpriv", "--reuid", strconv.Itoa(other.UID), "--regid", strconv.Itoa(other.GID), "--clear-groups", "bash", "-c", s)
-		cmd.Dir = "/"
-		out, err := cmd.Output()
-		if err != nil {
-			t.Logf("other user: %v", err)
-		}
-		return string(out)
-	})
+	tries("other user", "000 none", func(s string) string { return bashAs(t, other, s) })
 
 	// What the relay adds per request: the same GET, a fresh connection
 	// each (the peer check runs on every one), through the front and

@@ -155,6 +155,18 @@ func (f *fakeUpstream) sawSecret(secret string) (n, after int) {
 	return n, after
 }
 
+// keyCount says how many requests since the first since carried key as
+// their X-Api-Key.
+func (f *fakeUpstream) keyCount(key string, since int) int {
+	n := 0
+	for _, q := range f.requests()[since:] {
+		if q.APIKey == key {
+			n++
+		}
+	}
+	return n
+}
+
 type obj = map[string]any
 
 func (f *fakeUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
