@@ -237,6 +237,24 @@ func (s *ocServer) prompt(session, text string) (answer, errMsg string, took tim
 	return answer, errMsg, took
 }
 
+// ocServeHome begins a subshell script, run in the shared account, that
+// gives opencode serve a HOME of its own ($HOME/serve, working in
+// $HOME/work), the quiet environment and the plugin's package already in
+// place (so that opencode installs nothing). The caller appends the
+// launch and closes the subshell.
+func ocServeHome() *strings.Builder {
+	var b strings.Builder
+	b.WriteString("(\nexport HOME=\"$HOME/serve\"; mkdir -p \"$HOME/work\"; cd \"$HOME/work\" || exit 1\n")
+	for _, kv := range toolsQuietEnv {
+		fmt.Fprintf(&b, "export %s\n", kv)
+	}
+	b.WriteString(`mkdir -p "$HOME/.config/opencode/node_modules"
+echo '{"dependencies":{"@opencode-ai/plugin":"*"}}' > "$HOME/.config/opencode/package.json"
+echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.config/opencode/package-lock.json"
+`)
+	return &b
+}
+
 // TestPluginServe: the issue's long-running server. On a shared account,
 // the owner's login runs the guard as the profile line does and starts
 // `opencode serve` under setsid nohup with the plugin; prompts sent
@@ -259,17 +277,9 @@ func TestPluginServe(t *testing.T) {
 	t.Logf("owner: guard pid %d on %s", g.PID, g.Sock)
 
 	port := toolsFreePort(t)
-	var b strings.Builder
-	b.WriteString("(\nexport HOME=\"$HOME/serve\"; mkdir -p \"$HOME/work\"; cd \"$HOME/work\" || exit 1\n")
-	for _, kv := range toolsQuietEnv {
-		fmt.Fprintf(&b, "export %s\n", kv)
-	}
-	b.WriteString(`mkdir -p "$HOME/.config/opencode/node_modules"
-echo '{"dependencies":{"@opencode-ai/plugin":"*"}}' > "$HOME/.config/opencode/package.json"
-echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.config/opencode/package-lock.json"
-`)
+	b := ocServeHome()
 	b.WriteString(pluginSetup(t, up.URL))
-	fmt.Fprintf(&b, "setsid nohup %s serve --print-logs --log-level DEBUG --port %d </dev/null >\"$HOME/serve.log\" 2>&1 &\necho \"$!\"\n)", shq(bin), port)
+	fmt.Fprintf(b, "setsid nohup %s serve --print-logs --log-level DEBUG --port %d </dev/null >\"$HOME/serve.log\" 2>&1 &\necho \"$!\"\n)", shq(bin), port)
 	out, rc := owner.Run(b.String())
 	pid, _ := strconv.Atoi(strings.TrimSpace(out))
 	if rc != 0 || pid <= 0 {

@@ -68,17 +68,10 @@ func TestProxyServeFront(t *testing.T) {
 		"-L", fmt.Sprintf("%d:127.0.0.1:%d", laptopAPI, api)}, []string{"SSH_AUTH_SOCK=" + r.live})
 	t.Logf("owner: shell pid %d, audit session %q", owner.PID, owner.SessionID)
 
-	var b strings.Builder
-	b.WriteString("(\nexport HOME=\"$HOME/serve\"; mkdir -p \"$HOME/work\"; cd \"$HOME/work\" || exit 1\n")
-	for _, kv := range toolsQuietEnv {
-		fmt.Fprintf(&b, "export %s\n", kv)
-	}
-	b.WriteString(`mkdir -p "$HOME/.config/opencode/node_modules"
-echo '{"dependencies":{"@opencode-ai/plugin":"*"}}' > "$HOME/.config/opencode/package.json"
-echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.config/opencode/package-lock.json"
-export OPENCODE_CONFIG_CONTENT='{"model":"anthropic/claude-fake","small_model":"anthropic/claude-fake","provider":{"anthropic":{"models":{"claude-fake":{"name":"fake"}}}},"autoupdate":false,"share":"disabled"}'
+	b := ocServeHome()
+	b.WriteString(`export OPENCODE_CONFIG_CONTENT='{"model":"anthropic/claude-fake","small_model":"anthropic/claude-fake","provider":{"anthropic":{"models":{"claude-fake":{"name":"fake"}}}},"autoupdate":false,"share":"disabled"}'
 `)
-	fmt.Fprintf(&b, "nohup \"$C\" proxy --upstream anthropic=%s --serve %s=127.0.0.1:%d -- %s serve --port %d </dev/null >\"$HOME/serve.log\" 2>&1 &\necho \"$!\"\n)",
+	fmt.Fprintf(b, "nohup \"$C\" proxy --upstream anthropic=%s --serve %s=127.0.0.1:%d -- %s serve --port %d </dev/null >\"$HOME/serve.log\" 2>&1 &\necho \"$!\"\n)",
 		up.URL, front, api, shq(bin), api)
 	out, rc := owner.Run(b.String())
 	pid, _ := strconv.Atoi(strings.TrimSpace(out))
@@ -121,12 +114,7 @@ export OPENCODE_CONFIG_CONTENT='{"model":"anthropic/claude-fake","small_model":"
 	session := oc.newSession()
 	n0 := len(up.requests())
 	answer, errMsg, took := oc.prompt(session, "say hi")
-	sawKey := 0
-	for _, q := range up.requests()[n0:] {
-		if q.APIKey == token {
-			sawKey++
-		}
-	}
+	sawKey := up.keyCount(token, n0)
 	t.Logf("owner through ssh -L: answered in %v (%v), error %q; the upstream saw the laptop's key %d times",
 		took.Round(time.Millisecond), strings.Contains(answer, up.Answer), errMsg, sawKey)
 	if !strings.Contains(answer, up.Answer) || sawKey == 0 {
