@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -470,7 +471,7 @@ func TestSessionBind(t *testing.T) {
 			t.Fatal("accepted a bad signature")
 		}
 		// Signed by b but claiming a's key.
-		bad := parseBind(t, b.bindFrame(t, true))
+		bad := agenttest.ParseSessionBind(t, b.bindFrame(t, true))
 		bad.HostKey = a.blob
 		if bind(t, c, bad.Marshal()) {
 			t.Fatal("accepted a signature by another key")
@@ -521,7 +522,7 @@ func TestSessionBind(t *testing.T) {
 		if !bind(t, c, frame) {
 			t.Fatal("bind refused")
 		}
-		id := parseBind(t, frame).SessionID
+		id := agenttest.ParseSessionBind(t, frame).SessionID
 		sig, err := b.signer.Sign(nil, id)
 		if err != nil {
 			t.Fatal(err)

@@ -230,17 +230,3 @@ func (ta *testAgent) boundClient(t testing.TB, hosts ...hostKey) *protocol.Clien
 	}
 	return newClient(c)
 }
-
-// parseBind decodes a session-bind frame built by bindFrame.
-func parseBind(t testing.TB, frame []byte) *protocol.SessionBind {
-	t.Helper()
-	_, payload, err := protocol.ParseExtension(frame[4:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := protocol.ParseSessionBind(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}

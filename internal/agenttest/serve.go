@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // Served is an agent.Agent served inside the test process, on the two
@@ -58,4 +59,22 @@ func listen(path string) (*net.UnixListener, error) {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// ParseSessionBind decodes a whole session-bind frame (length prefix
+// included), as an SSH client sends it to an agent.
+func ParseSessionBind(t testing.TB, frame []byte) *protocol.SessionBind {
+	t.Helper()
+	if len(frame) < 4 {
+		t.Fatalf("session-bind frame of %d bytes has no length prefix", len(frame))
+	}
+	_, payload, err := protocol.ParseExtension(frame[4:])
+	if err != nil {
+		t.Fatalf("parsing the extension frame: %v", err)
+	}
+	b, err := protocol.ParseSessionBind(payload)
+	if err != nil {
+		t.Fatalf("parsing the session-bind: %v", err)
+	}
+	return b
 }

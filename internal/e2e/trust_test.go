@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/internal/sshtest"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -353,14 +354,7 @@ func captureBind(t *testing.T, srv *sshtest.Server, u *sshtest.User) (frame []by
 		t.Fatalf("ssh sent no session-bind to the capturing agent (exit %d, %q)", res.Code, res.Stderr)
 	}
 	frame = ca.frames[0]
-	_, payload, err := protocol.ParseExtension(frame[4:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := protocol.ParseSessionBind(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := agenttest.ParseSessionBind(t, frame)
 	if !bytes.Equal(b.HostKey, srv.HostKey.Marshal()) {
 		t.Fatal("the captured bind is not signed by the server's host key")
 	}
