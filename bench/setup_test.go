@@ -85,33 +85,18 @@ func dial(tb testing.TB, path string) net.Conn {
 // startEcho serves length-prefixed frames back unchanged: the floor of a
 // request/reply over a Unix socket.
 func startEcho(tb testing.TB, path string) string {
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.Close() })
-	go func() {
+	return agenttest.ServeUnix(tb, path, func(c net.Conn) {
 		for {
-			c, err := l.Accept()
+			body, err := protocol.ReadFrame(c, protocol.MaxFrame)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				for {
-					body, err := protocol.ReadFrame(c, protocol.MaxFrame)
-					if err != nil {
-						return
-					}
-					out := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-					if _, err := c.Write(append(out, body...)); err != nil {
-						return
-					}
-				}
-			}()
+			out := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
+			if _, err := c.Write(append(out, body...)); err != nil {
+				return
+			}
 		}
-	}()
-	return path
+	})
 }
 
 // stats summarises latencies.

@@ -53,6 +53,31 @@ func Serve(t testing.TB, cfg agent.Config) *Served {
 	return s
 }
 
+// ServeUnix listens on the Unix socket path and runs handle on each
+// connection in a goroutine of its own, closing the connection when handle
+// returns; the listener is closed at cleanup. It returns path.
+func ServeUnix(t testing.TB, path string, handle func(net.Conn)) string {
+	t.Helper()
+	l, err := listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return path
+}
+
 func listen(path string) (*net.UnixListener, error) {
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {

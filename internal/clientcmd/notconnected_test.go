@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 )
 
 // TestNotConnectedMessages: every way of not reaching an agent exits 2 with
@@ -19,25 +21,7 @@ func TestNotConnectedMessages(t *testing.T) {
 
 	// serve listens at name in dir and runs handle on each connection.
 	serve := func(name string, handle func(net.Conn)) string {
-		p := filepath.Join(dir, name)
-		l, err := net.Listen("unix", p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					handle(c)
-				}()
-			}
-		}()
-		return p
+		return agenttest.ServeUnix(t, filepath.Join(dir, name), handle)
 	}
 	stale := filepath.Join(dir, "stale.sock")
 	if l, err := net.Listen("unix", stale); err != nil {
