@@ -2,8 +2,6 @@ package bench
 
 import (
 	"fmt"
-	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	sshagent "golang.org/x/crypto/ssh/agent"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/agenttest"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -136,14 +135,8 @@ func BenchmarkRow4Throughput(b *testing.B) {
 // BenchmarkInProcessGet runs the agent in the benchmark's own process, so
 // that a CPU profile (bench/run) shows the agent's side of a get too.
 func BenchmarkInProcessGet(b *testing.B) {
-	sock := filepath.Join(b.TempDir(), "agent.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := agent.New(agent.Config{Budget: memsafe.NewBudget(-1)})
-	go a.Serve(nil, l) // the admin socket: the benchmark adds a credential
-	defer a.Close()
+	// The admin socket: the benchmark adds a credential.
+	sock := agenttest.Serve(b, agent.Config{Budget: memsafe.NewBudget(-1)}).Admin
 	c, err := protocol.Dial(sock)
 	if err != nil {
 		b.Fatal(err)
