@@ -19,9 +19,7 @@ import (
 // on B. B's guard must not take it for one of the owner's logins: the
 // agent keeps guard sessions per verified host path.
 func TestGuardSessionCrossHost(t *testing.T) {
-	sshtest.RequireRoot(t)
-	r := newGrdRig(t, "grdxb")
-	a, token := grdAgent(t, "sk-ant-xhost")
+	r, a, token := newGrdRigAgent(t, "grdxb", "sk-ant-xhost")
 	owner := r.login("owner on B", a.Sock)
 	g := owner.startGuard()
 	co := r.login("co-tenant on B", "")

@@ -44,8 +44,7 @@ const grdWarning = "the guard did not start"
 // warning was printed once. A forwarded plain ssh-agent is left alone, and
 // a guard that can start serves the owner.
 func TestGuardSnippetFailsClosed(t *testing.T) {
-	r := newGrdRig(t, "grdclosed")
-	a, token := grdAgent(t, "sk-ant-grdc")
+	r, a, token := newGrdRigAgent(t, "grdclosed", "sk-ant-grdc")
 	snippet := readmeGuardSnippet(t)
 	home, uid, gid := r.user.Home, r.user.UID, r.user.GID
 	base := filepath.Join(home, ".llm-agent")

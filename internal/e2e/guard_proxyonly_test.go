@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // Issue 18: a tool run under `llm-agent-client proxy` (opencode serve)
@@ -56,9 +54,7 @@ echo "$ppid" > "$HOME/po-gc.ppid"; echo $rc > "$HOME/po-gc.rc"
 // shell outside the proxy still gets the key. A process that claims to be
 // a proxy but runs another executable is refused registration.
 func TestGuardProxyOnly(t *testing.T) {
-	sshtest.RequireRoot(t)
-	r := newGrdRig(t, "proxyonly")
-	a, token := grdAgent(t, "sk-ant-pxonly")
+	r, a, token := newGrdRigAgent(t, "proxyonly", "sk-ant-pxonly")
 	up := startFakeUpstream(t, "PO-ANSWER")
 	owner := r.login("owner", a.Sock)
 	g := owner.startGuard()

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // TestGuardReadmeRForward: the README's -R recipe forwards to
@@ -18,9 +16,7 @@ import (
 // counts as one: the guard starts, hides the -R socket and refuses the
 // co-tenant.
 func TestGuardReadmeRForward(t *testing.T) {
-	sshtest.RequireRoot(t)
-	r := newGrdRig(t, "grdrfw")
-	a, token := grdAgent(t, "sk-ant-grdrfw")
+	r, a, token := newGrdRigAgent(t, "grdrfw", "sk-ant-grdrfw")
 	laptop, _ := readmeRForward(t)
 	if !strings.Contains(laptop[len(laptop)-1], "/home/you/.llm-agent/sock") {
 		t.Fatalf("the README's -R recipe no longer forwards to /home/you/.llm-agent/sock: %q", laptop[len(laptop)-1])

@@ -56,8 +56,7 @@ tmux display-message -p -t owner '#{pane_pid}'`)
 func TestGuardSharedAccount(t *testing.T) {
 	sshtest.RequireRoot(t)
 	grdRequireTmux(t)
-	r := newGrdRig(t, "grdshared")
-	a, token := grdAgent(t, "sk-ant-grd")
+	r, a, token := newGrdRigAgent(t, "grdshared", "sk-ant-grd")
 	uid := strconv.Itoa(r.user.UID)
 
 	owner := r.login("owner", a.Sock)
@@ -389,8 +388,7 @@ echo "$!"`)
 // connections, also from the first login's processes, go to the second.
 func TestGuardTakeover(t *testing.T) {
 	t.Parallel()
-	r := newGrdRig(t, "grdtake")
-	a, token := grdAgent(t, "sk-ant-grdt")
+	r, a, token := newGrdRigAgent(t, "grdtake", "sk-ant-grdt")
 
 	first := r.login("owner login 1", a.Sock)
 	g1 := first.startGuard()

@@ -56,6 +56,15 @@ func grdAgent(t *testing.T, prefix string) (*Agent, string) {
 	return a, token
 }
 
+// newGrdRigAgent is newGrdRig with a laptop agent from grdAgent, as most
+// guard tests begin.
+func newGrdRigAgent(t *testing.T, name, prefix string) (*grdRig, *Agent, string) {
+	t.Helper()
+	r := newGrdRig(t, name)
+	a, token := grdAgent(t, prefix)
+	return r, a, token
+}
+
 // grdShell is a login to the shared account that stays open: its remote
 // shell runs the commands the test sends, one at a time, in the same shell
 // (so eval'd variables stay), until the test closes its stdin.

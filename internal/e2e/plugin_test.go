@@ -267,8 +267,7 @@ echo '{"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}' > "$HOME/.
 func TestPluginServe(t *testing.T) {
 	sshtest.RequireRoot(t)
 	bin := toolBin(t, "opencode")
-	r := newGrdRig(t, "plugserve")
-	a, token := grdAgent(t, "sk-ant-plugin")
+	r, a, token := newGrdRigAgent(t, "plugserve", "sk-ant-plugin")
 	up := startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+randHex(t, 6))
 	t.Cleanup(func() { fwdNoSecretInLogs(t, a, token) })
 

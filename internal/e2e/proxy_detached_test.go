@@ -98,8 +98,7 @@ func TestProxyDetached(t *testing.T) {
 }
 
 func pxdScenario(t *testing.T, launch string, deadLink bool) {
-	r := newGrdRig(t, "pxdetach")
-	a, token := grdAgent(t, "sk-ant-pxd")
+	r, a, token := newGrdRigAgent(t, "pxdetach", "sk-ant-pxd")
 	up := startFakeUpstream(t, "PXD-ANSWER")
 	home := r.user.Home
 	loopLog := filepath.Join(home, "pxd-loop.log")

@@ -46,7 +46,6 @@ func pxReport(out string) (vars map[string]string, fds []string) {
 // socket, and its get fails with exit 2; a plain ssh-agent in
 // SSH_AUTH_SOCK stays (git over ssh works in the tool).
 func TestProxyToolNoAgentRoute(t *testing.T) {
-	sshtest.RequireRoot(t)
 	r := newGrdRig(t, "pxroute")
 	a, _ := grdAgent(t, "sk-ant-pxr")
 	up := startFakeUpstream(t, "PX-ANSWER")
@@ -114,9 +113,7 @@ func TestProxyToolNoAgentRoute(t *testing.T) {
 // with the key: 403. The owner's tool: 200, with the real credential
 // injected upstream.
 func TestProxyCoTenant(t *testing.T) {
-	sshtest.RequireRoot(t)
-	r := newGrdRig(t, "pxcotenant")
-	a, token := grdAgent(t, "sk-ant-pxc")
+	r, a, token := newGrdRigAgent(t, "pxcotenant", "sk-ant-pxc")
 	up := startFakeUpstream(t, "PX-CO-ANSWER")
 	owner := r.login("owner", a.Sock)
 	g := owner.startGuard()

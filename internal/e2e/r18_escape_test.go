@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/llm-agent/llm-agent/internal/sshtest"
 )
 
 // r18Tool runs under the proxy, as a command that opencode serve's shell
@@ -30,9 +28,7 @@ kill -9 $P
 // TestProxyKilledEscape: a process the tool left behind must not take the
 // key once the tool kills its proxy.
 func TestProxyKilledEscape(t *testing.T) {
-	sshtest.RequireRoot(t)
-	r := newGrdRig(t, "r18escape")
-	a, token := grdAgent(t, "sk-ant-r18esc")
+	r, a, token := newGrdRigAgent(t, "r18escape", "sk-ant-r18esc")
 	up := startFakeUpstream(t, "R18")
 	owner := r.login("owner", a.Sock)
 	g := owner.startGuard()
@@ -74,9 +70,7 @@ done
 // refuses the tool's processes at once, not only once the proxy has
 // registered with it (the proxy looks for a new guard every second).
 func TestProxyReconnectWindow(t *testing.T) {
-	sshtest.RequireRoot(t)
-	r := newGrdRig(t, "r18window")
-	a, token := grdAgent(t, "sk-ant-r18win")
+	r, a, token := newGrdRigAgent(t, "r18window", "sk-ant-r18win")
 	up := startFakeUpstream(t, "R18W")
 	home := r.user.Home
 	if err := os.WriteFile(filepath.Join(home, "r18-poll.sh"), []byte(r18Poll), 0o644); err != nil {

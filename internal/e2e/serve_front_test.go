@@ -55,8 +55,7 @@ func sfTries(out string) map[string]string {
 func TestProxyServeFront(t *testing.T) {
 	sshtest.RequireRoot(t)
 	bin := toolBin(t, "opencode")
-	r := newGrdRig(t, "srvfront")
-	a, token := grdAgent(t, "sk-ant-front")
+	r, a, token := newGrdRigAgent(t, "srvfront", "sk-ant-front")
 	up := startFakeUpstream(t, "FRONT-ANSWER-"+randHex(t, 6))
 	t.Cleanup(func() { fwdNoSecretInLogs(t, a, token) })
 
