@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/llm-agent/llm-agent/agent"
@@ -55,22 +56,53 @@ func Serve(t testing.TB, cfg agent.Config) *Served {
 
 // ServeUnix listens on the Unix socket path and runs handle on each
 // connection in a goroutine of its own, closing the connection when handle
-// returns; the listener is closed at cleanup. It returns path.
+// returns. At cleanup it closes the listener and every open connection and
+// waits for the handlers, so none outlives the test. It returns path.
 func ServeUnix(t testing.TB, path string, handle func(net.Conn)) string {
 	t.Helper()
 	l, err := listen(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	var (
+		mu     sync.Mutex
+		open   = make(map[net.Conn]bool)
+		closed bool
+		wg     sync.WaitGroup
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		closed = true
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			if closed {
+				c.Close() // accepted while cleanup ran: handle sees it closed
+			}
+			open[c] = true
+			mu.Unlock()
+			wg.Add(1)
 			go func() {
-				defer c.Close()
+				defer wg.Done()
+				defer func() {
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+					c.Close()
+				}()
 				handle(c)
 			}()
 		}

@@ -179,31 +179,12 @@ func startRelay(t *testing.T, sock string, argv ...string) {
 // credentials, and never send it a request.
 func plantAdmin(t *testing.T, path string) *atomic.Int64 {
 	t.Helper()
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				n, _ := io.Copy(io.Discard, c)
-				got.Add(n)
-			}()
-		}
-	}()
+	agenttest.ServeUnix(t, path, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		n, _ := io.Copy(io.Discard, c)
+		got.Add(n)
+	})
 	return &got
 }
 
@@ -287,52 +268,32 @@ type captureAgent struct {
 
 func startCaptureAgent(t *testing.T) (*captureAgent, string) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "capture.sock")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ca := &captureAgent{}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	sock := agenttest.ServeUnix(t, filepath.Join(t.TempDir(), "capture.sock"), func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
 		for {
-			c, err := l.Accept()
+			body, err := protocol.ReadFrame(c, protocol.MaxFrame)
 			if err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				for {
-					body, err := protocol.ReadFrame(c, protocol.MaxFrame)
-					if err != nil {
-						return
-					}
-					reply := protocol.FailureFrame()
-					switch body[0] {
-					case protocol.MsgRequestIdentities:
-						reply = []byte{0, 0, 0, 5, protocol.MsgIdentitiesAnswer, 0, 0, 0, 0}
-					case protocol.MsgExtension:
-						if name, _, err := protocol.ParseExtension(body); err == nil && name == protocol.ExtSessionBind {
-							ca.mu.Lock()
-							ca.frames = append(ca.frames, binary.BigEndian.AppendUint32(nil, uint32(len(body))))
-							ca.frames[len(ca.frames)-1] = append(ca.frames[len(ca.frames)-1], body...)
-							ca.mu.Unlock()
-							reply = protocol.SuccessFrame()
-						}
-					}
-					if _, err := c.Write(reply); err != nil {
-						return
-					}
+			reply := protocol.FailureFrame()
+			switch body[0] {
+			case protocol.MsgRequestIdentities:
+				reply = []byte{0, 0, 0, 5, protocol.MsgIdentitiesAnswer, 0, 0, 0, 0}
+			case protocol.MsgExtension:
+				if name, _, err := protocol.ParseExtension(body); err == nil && name == protocol.ExtSessionBind {
+					ca.mu.Lock()
+					ca.frames = append(ca.frames, binary.BigEndian.AppendUint32(nil, uint32(len(body))))
+					ca.frames[len(ca.frames)-1] = append(ca.frames[len(ca.frames)-1], body...)
+					ca.mu.Unlock()
+					reply = protocol.SuccessFrame()
 				}
-			}()
+			}
+			if _, err := c.Write(reply); err != nil {
+				return
+			}
 		}
-	}()
+	})
 	return ca, sock
 }
 
