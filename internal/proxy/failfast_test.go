@@ -19,7 +19,9 @@ import (
 
 // relay listens on path and passes each connection on to target; while
 // mute is set it holds new connections open unanswered (a dead link).
-func relay(t testing.TB, path, target string, mute *atomic.Bool) {
+// stop closes the listener (which unlinks path) and every connection; it
+// also runs at cleanup.
+func relay(t testing.TB, path, target string, mute *atomic.Bool) (stop func()) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -30,23 +32,30 @@ func relay(t testing.TB, path, target string, mute *atomic.Bool) {
 	}
 	var mu sync.Mutex
 	var conns []net.Conn
-	t.Cleanup(func() {
-		l.Close()
+	keep := func(c ...net.Conn) {
 		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
+		conns = append(conns, c...)
 		mu.Unlock()
-	})
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			l.Close()
+			mu.Lock()
+			for _, c := range conns {
+				c.Close()
+			}
+			mu.Unlock()
+		})
+	}
+	t.Cleanup(stop)
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
+			keep(c)
 			if mute != nil && mute.Load() {
 				continue
 			}
@@ -56,12 +65,14 @@ func relay(t testing.TB, path, target string, mute *atomic.Bool) {
 					c.Close()
 					return
 				}
+				keep(u)
 				go func() { io.Copy(u, c); u.Close() }()
 				io.Copy(c, u)
 				c.Close()
 			}()
 		}
 	}()
+	return stop
 }
 
 func ownerOf(t testing.TB, sock string) string {
@@ -199,8 +210,7 @@ func TestFollowerInodeReuse(t *testing.T) {
 	hdr := map[string]string{"x-api-key": p.DummyKey()}
 
 	for try := 0; ; try++ {
-		guardDone := make(chan struct{})
-		relayUntil(t, stable, sock, guardDone)
+		stopGuard := relay(t, stable, sock, nil)
 		st1, err := os.Stat(stable)
 		if err != nil {
 			t.Fatal(err)
@@ -208,7 +218,7 @@ func TestFollowerInodeReuse(t *testing.T) {
 		if resp, body := do(t, "POST", url+"/anthropic/v1/messages", hdr); resp.StatusCode != 200 {
 			t.Fatalf("the owner's guard at the stable path: %d %s", resp.StatusCode, body)
 		}
-		close(guardDone) // the owner's guard exits; its socket is unlinked
+		stopGuard() // the owner's guard exits; its socket is unlinked
 		waitGone(t, stable)
 		// A later moment, as for any file made after the guard's (the
 		// kernel's clock for file times ticks every few ms).
@@ -254,48 +264,6 @@ func waitGone(t testing.TB, path string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s still exists", path)
-}
-
-// relayUntil relays path to target until done is closed, then closes the
-// listener (which unlinks path) and every connection.
-func relayUntil(t testing.TB, path, target string, done <-chan struct{}) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		<-done
-		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			u, err := net.Dial("unix", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, u)
-			mu.Unlock()
-			go func() { io.Copy(u, c); u.Close() }()
-			go func() { io.Copy(c, u); c.Close() }()
-		}
-	}()
 }
 
 // A socket that accepts and never answers, planted by a co-tenant at the
