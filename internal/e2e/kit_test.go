@@ -42,25 +42,11 @@ func nobodyCred() *syscall.Credential {
 	return &syscall.Credential{Uid: 65534, Gid: 65534, Groups: []uint32{}}
 }
 
-// publicDir returns a fresh directory directly under /tmp (so that every
-// path component is traversable by other users), mode 0700 and owned by
-// owner (root when nil). t.TempDir() does not do: its parent is 0700.
+// publicDir returns a fresh directory that other users can reach, mode
+// 0700 and owned by owner (root when nil); see sshtest.PublicDir.
 func publicDir(t testing.TB, owner *sshtest.User) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "llm-e2e-pub-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if owner != nil {
-		if err := os.Chown(dir, owner.UID, owner.GID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return sshtest.PublicDir(t, 0o700, owner)
 }
 
 // errTooLong marks a command that outlived its time limit and was killed.

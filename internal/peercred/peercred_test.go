@@ -75,21 +75,6 @@ func TestHelperProcess(t *testing.T) {
 	os.Exit(0)
 }
 
-// publicDir returns a temporary directory that other uids can enter
-// (t.TempDir's parents are 0700).
-func publicDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "peercred-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 // listen creates a listener on dir/agent.sock that any uid may connect to.
 func listen(t *testing.T, dir string) (*net.UnixListener, string) {
 	t.Helper()
@@ -417,7 +402,7 @@ func reusePid(t *testing.T, exe, sock string, pid int) *helper {
 func TestFromConnOtherUID(t *testing.T) {
 	sshtest.RequireRoot(t)
 	const nobody = 65534
-	dir := publicDir(t)
+	dir := sshtest.PublicDir(t, 0o755, nil)
 	l, sock := listen(t, dir)
 
 	// The go test binary lives in a 0700 directory; nobody needs a copy.
@@ -495,7 +480,7 @@ func TestPidfdInfoLayout(t *testing.T) {
 		{"self", func(*testing.T) int { return self }},
 		{"setresuid child", func(t *testing.T) int {
 			sshtest.RequireRoot(t)
-			l, sock := listen(t, publicDir(t))
+			l, sock := listen(t, sshtest.PublicDir(t, 0o755, nil))
 			child := startHelper(t, testExe(t), sock, "setresuid", nil)
 			p := fromConn(t, accept(t, l, child))
 			// SO_PEERCRED records the effective ids.

@@ -240,3 +240,25 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+
+// PublicDir returns a fresh directory directly under /tmp, so that every
+// component of its path is traversable by other users (t.TempDir's parent
+// is 0700), with mode and owned by owner (root when nil). It is removed at
+// cleanup.
+func PublicDir(t testing.TB, mode os.FileMode, owner *User) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "sshtest-pub-")
+	if err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatalf("sshtest: %v", err)
+	}
+	if owner != nil {
+		if err := os.Chown(dir, owner.UID, owner.GID); err != nil {
+			t.Fatalf("sshtest: %v", err)
+		}
+	}
+	return dir
+}
