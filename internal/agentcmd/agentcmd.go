@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/child"
 	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/oauth"
 	"github.com/llm-agent/llm-agent/memsafe"
@@ -398,18 +399,12 @@ func runCommand(argv []string, sock string, pid int, sshSock bool, stderr io.Wri
 	}
 	// Let the command, not us, react to the terminal's signals.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				return 128 + int(ws.Signal())
-			}
-			return ee.ExitCode()
-		}
+	code, err := child.Status(cmd.Run())
+	if err != nil {
 		fmt.Fprintf(stderr, "llm-agent: %s: %v\n", argv[0], err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 // runChild is the daemon process started by spawn.
