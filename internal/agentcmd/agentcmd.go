@@ -286,11 +286,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 	cleanup := func() {
 		l.Close()
 		admin.Close()
-		os.Remove(sock)
-		os.Remove(agent.AdminPath(sock))
-		if dir != "" {
-			os.Remove(dir)
-		}
+		removeSocket(sock, dir)
 	}
 
 	if o.fg || o.debug {
@@ -447,6 +443,16 @@ func inheritListener(fd uintptr, name string) (*net.UnixListener, error) {
 	return l, nil
 }
 
+// removeSocket removes the use socket sock, the admin socket beside it,
+// and dir, the temporary directory that held them ("" for -a's path).
+func removeSocket(sock, dir string) {
+	os.Remove(sock)
+	os.Remove(agent.AdminPath(sock))
+	if dir != "" {
+		os.Remove(dir)
+	}
+}
+
 // notifySignals catches the signals the agent acts on.
 func notifySignals() chan os.Signal {
 	sigs := make(chan os.Signal, 4)
@@ -467,11 +473,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 		}
 		l.Close()
 		admin.Close()
-		os.Remove(sock)
-		os.Remove(agent.AdminPath(sock))
-		if dir != "" {
-			os.Remove(dir)
-		}
+		removeSocket(sock, dir)
 		return 1
 	}
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
@@ -545,11 +547,7 @@ loop:
 		}
 	}
 	a.Close()
-	os.Remove(sock)
-	os.Remove(agent.AdminPath(sock))
-	if dir != "" {
-		os.Remove(dir)
-	}
+	removeSocket(sock, dir)
 	memsafe.Purge()
 	return status
 }
