@@ -156,8 +156,9 @@ func checkText(b []byte, max int) error {
 	return nil
 }
 
-// ValidName reports whether s is acceptable as a provider name: 1 to 64
-// bytes of letters, digits and ._-@: (opencode's provider ids and more).
+// ValidName returns nil when s is acceptable as a provider name: 1 to
+// MaxNameLen (64) bytes of ASCII letters, digits and . _ - @ : / (opencode's
+// provider ids and more); else an error that says what is wrong.
 func ValidName(s string) error {
 	if s == "" {
 		return errors.New("provider name is empty")

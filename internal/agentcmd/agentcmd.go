@@ -1,7 +1,6 @@
 package agentcmd
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/child"
+	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/oauth"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
@@ -285,11 +286,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 	cleanup := func() {
 		l.Close()
 		admin.Close()
-		os.Remove(sock)
-		os.Remove(agent.AdminPath(sock))
-		if dir != "" {
-			os.Remove(dir)
-		}
+		removeSocket(sock, dir)
 	}
 
 	if o.fg || o.debug {
@@ -321,10 +318,6 @@ func start(o *options, stdout, stderr io.Writer) int {
 // 4, a pipe on fd 5 on which it reports that it is ready (or why not), and
 // the listening admin socket as fd 6.
 func spawn(o *options, l, admin *net.UnixListener, sock, dir string) (int, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return 0, fmt.Errorf("finding own executable: %w", err)
-	}
 	lf, err := l.File()
 	if err != nil {
 		return 0, fmt.Errorf("socket: %w", err)
@@ -340,18 +333,22 @@ func spawn(o *options, l, admin *net.UnixListener, sock, dir string) (int, error
 		return 0, err
 	}
 	defer audit.Close()
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	defer pr.Close()
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		pw.Close()
-		return 0, err
-	}
-	defer null.Close()
+	// Waiting for the daemon's word lets errors it meets while hardening
+	// itself reach the user.
+	pid, _, err := daemon.Spawn(daemon.Spec{
+		Name:    "daemon",
+		Args:    daemonArgs(o, sock, dir),
+		Files:   []*os.File{lf, audit, af},
+		ReadyFD: 5,
+		Attr:    daemonAttr(len(o.command) > 0),
+		Timeout: 10 * time.Second,
+	})
+	return pid, err
+}
 
+// daemonArgs is the daemon's command line: the options that shape the
+// agent, with paths made absolute (the daemon runs in /).
+func daemonArgs(o *options, sock, dir string) []string {
 	args := []string{"--daemon-child", "-a", sock}
 	if o.life != "" {
 		args = append(args, "-t", o.life)
@@ -376,39 +373,7 @@ func spawn(o *options, l, admin *net.UnixListener, sock, dir string) (int, error
 	if len(o.command) > 0 {
 		args = append(args, "--parent-pid", strconv.Itoa(os.Getpid()))
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Dir = "/"
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
-	cmd.ExtraFiles = []*os.File{lf, audit, pw, af}
-	cmd.SysProcAttr = daemonAttr(len(o.command) > 0)
-	err = cmd.Start()
-	pw.Close()
-	if err != nil {
-		return 0, fmt.Errorf("starting daemon: %w", err)
-	}
-	pid := cmd.Process.Pid
-	cmd.Process.Release()
-
-	// Wait for the daemon to say it is serving, so that errors it meets
-	// while hardening itself reach the user.
-	msg := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(pr).ReadString('\n')
-		msg <- line
-	}()
-	select {
-	case line := <-msg:
-		if line != "ok\n" {
-			if line == "" {
-				line = "daemon exited before it was ready"
-			}
-			return 0, errors.New(strings.TrimSpace(line))
-		}
-	case <-time.After(10 * time.Second):
-		syscall.Kill(pid, syscall.SIGTERM)
-		return 0, errors.New("daemon did not become ready within 10 seconds")
-	}
-	return pid, nil
+	return args
 }
 
 func openAudit(path string) (*os.File, error) {
@@ -430,18 +395,12 @@ func runCommand(argv []string, sock string, pid int, sshSock bool, stderr io.Wri
 	}
 	// Let the command, not us, react to the terminal's signals.
 	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				return 128 + int(ws.Signal())
-			}
-			return ee.ExitCode()
-		}
+	code, err := child.Status(cmd.Run())
+	if err != nil {
 		fmt.Fprintf(stderr, "llm-agent: %s: %v\n", argv[0], err)
 		return 1
 	}
-	return 0
+	return code
 }
 
 // runChild is the daemon process started by spawn.
@@ -452,30 +411,46 @@ func runChild(o *options) int {
 		fmt.Fprintf(ready, "llm-agent: %v\n", err)
 		return 1
 	}
-	lf := os.NewFile(3, "listener")
-	fl, err := net.FileListener(lf)
-	lf.Close()
+	l, err := inheritListener(3, "listener")
 	if err != nil {
 		fmt.Fprintf(ready, "llm-agent: inheriting socket: %v\n", err)
 		return 1
 	}
-	l := fl.(*net.UnixListener)
-	l.SetUnlinkOnClose(false)
-	af := os.NewFile(6, "admin listener")
-	fa, err := net.FileListener(af)
-	af.Close()
+	admin, err := inheritListener(6, "admin listener")
 	if err != nil {
 		fmt.Fprintf(ready, "llm-agent: inheriting admin socket: %v\n", err)
 		return 1
 	}
-	admin := fa.(*net.UnixListener)
-	admin.SetUnlinkOnClose(false)
 	audit := os.NewFile(4, "audit")
 	if o.auditLog == "" {
 		audit.Close()
 		audit = nil
 	}
 	return serve(o, budget, l, admin, o.bind, o.cleanDir, ready, audit, notifySignals())
+}
+
+// inheritListener is the listening socket that spawn passed on fd. Its
+// path stays when it closes: serve removes it, once, on the way out.
+func inheritListener(fd uintptr, name string) (*net.UnixListener, error) {
+	f := os.NewFile(fd, name)
+	fl, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	l := fl.(*net.UnixListener)
+	l.SetUnlinkOnClose(false)
+	return l, nil
+}
+
+// removeSocket removes the use socket sock, the admin socket beside it,
+// and dir, the temporary directory that held them ("" for -a's path).
+func removeSocket(sock, dir string) {
+	os.Remove(sock)
+	os.Remove(agent.AdminPath(sock))
+	if dir != "" {
+		os.Remove(dir)
+	}
 }
 
 // notifySignals catches the signals the agent acts on.
@@ -498,11 +473,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 		}
 		l.Close()
 		admin.Close()
-		os.Remove(sock)
-		os.Remove(agent.AdminPath(sock))
-		if dir != "" {
-			os.Remove(dir)
-		}
+		removeSocket(sock, dir)
 		return 1
 	}
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
@@ -576,11 +547,7 @@ loop:
 		}
 	}
 	a.Close()
-	os.Remove(sock)
-	os.Remove(agent.AdminPath(sock))
-	if dir != "" {
-		os.Remove(dir)
-	}
+	removeSocket(sock, dir)
 	memsafe.Purge()
 	return status
 }

@@ -89,10 +89,10 @@ func run(e *env, args []string) int {
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
 		}
-		var q *quiet
+		var r *reported
 		var te *protocol.TransportError
 		switch {
-		case errors.As(err, &q) || errors.Is(err, silentFailure{}):
+		case errors.As(err, &r):
 		case errors.As(err, &te):
 			// The connection broke mid-request: say what happened to it.
 			name, path := agentPath(e)
@@ -121,10 +121,13 @@ type noAgentError struct{ err error }
 func (e *noAgentError) Error() string { return e.err.Error() }
 func (e *noAgentError) Unwrap() error { return e.err }
 
-// failure marks an error that exits 1 silently (its output is done).
-type silentFailure struct{}
+// reported wraps an error the command has already told the user about
+// (each provider remove failed on, list's "holds no credentials"): run
+// prints nothing more and exits with err's status (see exitCode).
+type reported struct{ err error }
 
-func (silentFailure) Error() string { return "" }
+func (r *reported) Error() string { return r.err.Error() }
+func (r *reported) Unwrap() error { return r.err }
 
 func exitCode(err error) int {
 	var na *noAgentError

@@ -1,17 +1,16 @@
 package clientcmd
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/guard"
 )
 
@@ -96,7 +95,7 @@ func runGuard(e *env, args []string) (err error) {
 	}
 	var pid int
 	var path string
-	if pid, path, err = spawnGuard(fs.Args(), args, upstream); err != nil {
+	if pid, path, err = spawnGuard(args, upstream); err != nil {
 		return err
 	}
 	printGuardEnv(e, cshStyle, path, viaSSH, pid)
@@ -153,58 +152,19 @@ func printGuardEnv(e *env, csh bool, path string, viaSSH bool, pid int) {
 // spawnGuard starts the guard as a daemon in its own session (it keeps the
 // login's audit session id, which setsid does not change) and waits for it
 // to report its socket.
-func spawnGuard(_ []string, args []string, upstream string) (int, string, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return 0, "", fmt.Errorf("finding own executable: %w", err)
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return 0, "", err
-	}
-	defer pr.Close()
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		pw.Close()
-		return 0, "", err
-	}
-	defer null.Close()
+func spawnGuard(args []string, upstream string) (int, string, error) {
 	// The daemon leaves the login's session; tell it which one it guards.
 	sid, err := guard.Getsid()
 	if err != nil {
-		pw.Close()
 		return 0, "", err
 	}
-	cmd := exec.Command(exe, append([]string{"guard", "--daemon-child", "--upstream", upstream, "--login-leader", strconv.Itoa(sid)}, args...)...)
-	cmd.Dir = "/"
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
-	cmd.ExtraFiles = []*os.File{pw}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	pw.Close()
-	if err != nil {
-		return 0, "", fmt.Errorf("starting the guard: %w", err)
-	}
-	pid := cmd.Process.Pid
-	cmd.Process.Release()
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(pr).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		if path, ok := strings.CutPrefix(s, "ok "); ok {
-			return pid, strings.TrimSpace(path), nil
-		}
-		if s == "" {
-			s = "the guard exited before it was ready"
-		}
-		return 0, "", errors.New(strings.TrimSpace(s))
-	case <-time.After(15 * time.Second):
-		syscall.Kill(pid, syscall.SIGTERM)
-		return 0, "", errors.New("the guard did not become ready within 15 seconds")
-	}
+	return daemon.Spawn(daemon.Spec{
+		Name:    "the guard",
+		Args:    append([]string{"guard", "--daemon-child", "--upstream", upstream, "--login-leader", strconv.Itoa(sid)}, args...),
+		ReadyFD: 3,
+		Attr:    &syscall.SysProcAttr{Setsid: true},
+		Timeout: 15 * time.Second,
+	})
 }
 
 // guardChild is the daemon: it starts the guard, tells the parent on fd 3,

@@ -33,41 +33,52 @@ func runList(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now()
 	if *asJSON {
-		type jsonEntry struct {
-			Provider      string   `json:"provider"`
-			Kind          string   `json:"kind"`
-			Added         string   `json:"added"`
-			Expires       string   `json:"expires,omitempty"`
-			Confirm       bool     `json:"confirm"`
-			LocalOnly     bool     `json:"localOnly"`
-			Destinations  []string `json:"destinations,omitempty"`
-			AccessExpires string   `json:"accessExpires,omitempty"`
-			HasRefresh    bool     `json:"hasRefresh,omitempty"`
-			NeedsLogin    bool     `json:"needsLogin,omitempty"`
-		}
-		out := make([]jsonEntry, 0, len(entries))
-		for _, x := range entries {
-			j := jsonEntry{Provider: x.Provider, Kind: x.Kind, Added: time.Unix(x.Added, 0).UTC().Format(time.RFC3339),
-				Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh, NeedsLogin: x.NeedsLogin}
-			if x.Expires != 0 {
-				j.Expires = time.Unix(x.Expires, 0).UTC().Format(time.RFC3339)
-			}
-			if x.AccessExpires != 0 {
-				j.AccessExpires = time.UnixMilli(x.AccessExpires).UTC().Format(time.RFC3339)
-			}
-			out = append(out, j)
-		}
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		return listJSON(e.stdout, entries)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintln(e.stdout, "The agent holds no credentials.")
-		return silentFailure{}
+		return &reported{errors.New("no credentials")}
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	return listTable(e.stdout, entries, time.Now())
+}
+
+// listJSON prints entries as list --json does: an array, empty when the
+// agent holds nothing, with times in RFC 3339 UTC.
+func listJSON(w io.Writer, entries []protocol.Entry) error {
+	type jsonEntry struct {
+		Provider      string   `json:"provider"`
+		Kind          string   `json:"kind"`
+		Added         string   `json:"added"`
+		Expires       string   `json:"expires,omitempty"`
+		Confirm       bool     `json:"confirm"`
+		LocalOnly     bool     `json:"localOnly"`
+		Destinations  []string `json:"destinations,omitempty"`
+		AccessExpires string   `json:"accessExpires,omitempty"`
+		HasRefresh    bool     `json:"hasRefresh,omitempty"`
+		NeedsLogin    bool     `json:"needsLogin,omitempty"`
+	}
+	out := make([]jsonEntry, 0, len(entries))
+	for _, x := range entries {
+		j := jsonEntry{Provider: x.Provider, Kind: x.Kind, Added: time.Unix(x.Added, 0).UTC().Format(time.RFC3339),
+			Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh, NeedsLogin: x.NeedsLogin}
+		if x.Expires != 0 {
+			j.Expires = time.Unix(x.Expires, 0).UTC().Format(time.RFC3339)
+		}
+		if x.AccessExpires != 0 {
+			j.AccessExpires = time.UnixMilli(x.AccessExpires).UTC().Format(time.RFC3339)
+		}
+		out = append(out, j)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// listTable prints one line an entry: provider, kind, the time left as of
+// now, and its constraints and token state.
+func listTable(w io.Writer, entries []protocol.Entry, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, x := range entries {
 		life := "forever"
 		if x.Expires != 0 {
@@ -143,16 +154,10 @@ func runRemove(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "Credential removed: %s\n", p)
 	}
 	if failed != nil {
-		return &quiet{failed}
+		return &reported{failed}
 	}
 	return nil
 }
-
-// quiet is an error already reported; it only carries the exit status.
-type quiet struct{ err error }
-
-func (q *quiet) Error() string { return q.err.Error() }
-func (q *quiet) Unwrap() error { return q.err }
 
 func runLock(e *env, args []string) error   { return lockCmd(e, args, true) }
 func runUnlock(e *env, args []string) error { return lockCmd(e, args, false) }

@@ -2,7 +2,6 @@ package clientcmd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 	"net"
@@ -15,8 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
+	"github.com/llm-agent/llm-agent/internal/child"
 	"github.com/llm-agent/llm-agent/internal/proxy"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
@@ -26,98 +24,47 @@ import (
 // CMD (the command table's errors only know 0, 1 and 2).
 var osExit = os.Exit
 
+// proxyOptions are proxy's command line.
+type proxyOptions struct {
+	listen    string
+	upstreams map[string]string // PROVIDER: URL
+	debug     bool
+	timeout   time.Duration
+	serve     string
+	argv      []string // the tool to run, if any
+	path      string   // argv[0] as found in PATH
+}
+
+// runProxy serves the proxy in three steps: it finds the agent (and
+// registers with the guard, if a tool is to run), builds and starts the
+// proxy, then either prints the tool's variables and serves until a signal
+// or runs the tool under it.
 func runProxy(e *env, args []string) error {
-	fs := flagSet(e, "proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
-	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
-	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
-	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
-	defTimeout, err := agentTimeout(e)
+	o, err := parseProxy(e, args)
 	if err != nil {
 		return err
 	}
-	timeout := fs.Duration("timeout", defTimeout, "answer 503 when the agent does not answer within `DURATION` (default LLM_AGENT_TIMEOUT, else 30s)")
-	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
-	fs.SetInterspersed(false)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	argv := fs.Args()
-	if err := checkLoopback(*listen); err != nil {
-		return err
-	}
-	upstreams := map[string]string{}
-	for _, u := range *ups {
-		name, raw, ok := strings.Cut(u, "=")
-		if !ok || name == "" || raw == "" {
-			return fmt.Errorf("--upstream %q: want PROVIDER=URL", u)
-		}
-		upstreams[name] = raw
-	}
-	var path string
-	if len(argv) > 0 {
-		p, err := exec.LookPath(argv[0])
-		if err != nil {
-			return fmt.Errorf("%s: %v", argv[0], unwrapExecErr(err))
-		}
-		path = p
-	}
-
 	socket, names, follow, err := proxyAgent(e)
 	if err != nil {
 		return err
 	}
-	for n := range upstreams {
+	for n := range o.upstreams {
 		names = append(names, n)
 	}
 	// Register with the guard before the tool starts and while the guard
 	// can still see our executable (proxy_guard.go).
 	var noGuard bool
-	if len(argv) > 0 {
+	if len(o.argv) > 0 {
 		if noGuard, err = registerEarly(socket); err != nil {
 			return err
 		}
 	}
-	// Every TCP connection's process is checked against the proxy's login
-	// (Linux): the dummy key alone does not open the proxy to a co-tenant
-	// of the account who read it from the tool's environment.
-	pc, err := proxy.NewPeerCheck()
+	var toolPID atomic.Int64
+	p, pc, refused, err := newProxy(e, o, socket, follow, &toolPID)
 	if err != nil {
 		return err
 	}
-	// No core dumps, no ptrace by the same uid: credentials pass through
-	// this process. (The command started below is dumpable again after
-	// its execve; it never holds a credential.)
-	if _, err := memsafe.Harden(); err != nil {
-		return err
-	}
-	var childPID atomic.Int64
-	cfg := proxy.Config{
-		Socket:    socket,
-		Dial:      follow.Dial,
-		Upstreams: upstreams,
-		Timeout:   *timeout,
-		Requester: func() *protocol.Requester {
-			if pid := childPID.Load(); pid > 0 {
-				return requesterFor(int(pid))
-			}
-			return requesterFor(os.Getpid())
-		},
-	}
-	if pc != nil {
-		cfg.Peer = pc.Check
-		pc.KnowOwnerSessions(func() ([]protocol.Session, error) {
-			return ownerSessions(follow, *timeout)
-		})
-	}
-	cfg.Refused = log.New(e.stderr, "llm-agent-client: proxy: ", log.LstdFlags)
-	if *debug {
-		cfg.Log = cfg.Refused
-	}
-	p, err := proxy.New(cfg)
-	if err != nil {
-		return err
-	}
-	if len(argv) > 0 && follow != nil {
+	if len(o.argv) > 0 && follow != nil {
 		// A guard that starts after the owner reconnects learns of the
 		// proxy within a second, not at the tool's next request: until it
 		// does, it would serve the tool's processes.
@@ -126,12 +73,12 @@ func runProxy(e *env, args []string) error {
 		defer stopWatch()
 		go follow.Watch(watch, time.Second)
 	}
-	sv, err := newProxyServe(*serve, argv, pc, cfg.Refused)
+	sv, err := newProxyServe(o.serve, o.argv, pc, refused)
 	if err != nil {
 		return err
 	}
 	defer sv.close()
-	l, err := net.Listen("tcp", *listen)
+	l, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
@@ -145,10 +92,100 @@ func runProxy(e *env, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- p.Serve(l) }()
 
-	if len(argv) == 0 {
+	if len(o.argv) == 0 {
 		return proxyForeground(e, p, vars, served)
 	}
+	return proxyTool(e, o, p, sv, vars, socket, noGuard, &toolPID)
+}
 
+// parseProxy reads proxy's flags and checks them, and finds the tool.
+func parseProxy(e *env, args []string) (*proxyOptions, error) {
+	fs := flagSet(e, "proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
+	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
+	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
+	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
+	defTimeout, err := agentTimeout(e)
+	if err != nil {
+		return nil, err
+	}
+	timeout := fs.Duration("timeout", defTimeout, "answer 503 when the agent does not answer within `DURATION` (default LLM_AGENT_TIMEOUT, else 30s)")
+	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
+	fs.SetInterspersed(false)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	o := &proxyOptions{listen: *listen, debug: *debug, timeout: *timeout, serve: *serve, argv: fs.Args(), upstreams: map[string]string{}}
+	if err := checkLoopback(o.listen); err != nil {
+		return nil, err
+	}
+	for _, u := range *ups {
+		name, raw, ok := strings.Cut(u, "=")
+		if !ok || name == "" || raw == "" {
+			return nil, fmt.Errorf("--upstream %q: want PROVIDER=URL", u)
+		}
+		o.upstreams[name] = raw
+	}
+	if len(o.argv) > 0 {
+		p, err := exec.LookPath(o.argv[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", o.argv[0], unwrapExecErr(err))
+		}
+		o.path = p
+	}
+	return o, nil
+}
+
+// newProxy builds the proxy to the agent at socket, hardened, with its
+// peer check (pc, nil where there is none) and the log of its refusals.
+// The agent is told that requests come from the tool whose pid is in
+// toolPID once it runs, else from the proxy itself.
+func newProxy(e *env, o *proxyOptions, socket string, follow *proxy.Follower, toolPID *atomic.Int64) (*proxy.Proxy, *proxy.PeerCheck, *log.Logger, error) {
+	// Every TCP connection's process is checked against the proxy's login
+	// (Linux): the dummy key alone does not open the proxy to a co-tenant
+	// of the account who read it from the tool's environment.
+	pc, err := proxy.NewPeerCheck()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// No core dumps, no ptrace by the same uid: credentials pass through
+	// this process. (The command started below is dumpable again after
+	// its execve; it never holds a credential.)
+	if _, err := memsafe.Harden(); err != nil {
+		return nil, nil, nil, err
+	}
+	cfg := proxy.Config{
+		Socket:    socket,
+		Dial:      follow.Dial,
+		Upstreams: o.upstreams,
+		Timeout:   o.timeout,
+		Requester: func() *protocol.Requester {
+			if pid := toolPID.Load(); pid > 0 {
+				return requesterFor(int(pid))
+			}
+			return requesterFor(os.Getpid())
+		},
+	}
+	if pc != nil {
+		cfg.Peer = pc.Check
+		pc.KnowOwnerSessions(func() ([]protocol.Session, error) {
+			return ownerSessions(follow, o.timeout)
+		})
+	}
+	cfg.Refused = log.New(e.stderr, "llm-agent-client: proxy: ", log.LstdFlags)
+	if o.debug {
+		cfg.Log = cfg.Refused
+	}
+	p, err := proxy.New(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p, pc, cfg.Refused, nil
+}
+
+// proxyTool runs proxy -- CMD: the tool, confined, with the proxy's
+// variables and without the routes to the agent, the proxy's signals
+// passed on to it; then it stops the proxy and exits as the tool did.
+func proxyTool(e *env, o *proxyOptions, p *proxy.Proxy, sv *proxyServe, vars []proxy.Var, socket string, noGuard bool, toolPID *atomic.Int64) error {
 	// Under the guard, nothing under the proxy may take a credential but
 	// the proxy (proxy_guard.go): register, then keep the tool's
 	// descendants in our tree.
@@ -158,8 +195,8 @@ func runProxy(e *env, args []string) error {
 		return err
 	}
 	defer stopConfine(time.Second)
-	cmd := exec.Command(path, argv[1:]...)
-	cmd.Args = argv
+	cmd := exec.Command(o.path, o.argv[1:]...)
+	cmd.Args = o.argv
 	environ := os.Environ()
 	cmd.Env = withVars(environ, append(proxy.ScrubVars(), agentRoutes(e, environ, socket)...), vars)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
@@ -168,44 +205,17 @@ func runProxy(e *env, args []string) error {
 	defer signal.Stop(sigs)
 	if err := startNoNewPrivs(cmd); err != nil {
 		p.Close(0)
-		return fmt.Errorf("%s: %v", argv[0], err)
+		return fmt.Errorf("%s: %v", o.argv[0], err)
 	}
 	startConfine(cmd.Process.Pid)
-	childPID.Store(int64(cmd.Process.Pid))
+	toolPID.Store(int64(cmd.Process.Pid))
 	stopFront := sv.start()
-	// In a terminal, ^C and ^\ reach the command from the terminal itself
-	// (it is in our process group); passing them on would deliver them
-	// twice.
-	fromTTY := term.IsTerminal(int(os.Stdin.Fd()))
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				if fromTTY && (s == syscall.SIGINT || s == syscall.SIGQUIT) {
-					continue
-				}
-				cmd.Process.Signal(s)
-			case <-done:
-				return
-			}
-		}
-	}()
-	werr := cmd.Wait()
-	close(done)
+	code, err := child.Wait(cmd, sigs)
 	stopFront()
 	stopConfine(time.Second)
 	p.Close(time.Second)
-	code := 0
-	if werr != nil {
-		var ee *exec.ExitError
-		if !errors.As(werr, &ee) {
-			return werr
-		}
-		code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			code = 128 + int(ws.Signal())
-		}
+	if err != nil {
+		return err
 	}
 	osExit(code)
 	return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -76,21 +75,12 @@ func NewFront(cfg FrontConfig) (*Front, error) {
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	f.srv = &http.Server{
-		Handler:           f,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, frontKey{}, &peerVerdict{conn: c})
-		},
-	}
+	f.srv = peerServer(f)
 	return f, nil
 }
 
 // Password is the tool's password, for its environment only.
 func (f *Front) Password() string { return f.password }
-
-type frontKey struct{}
 
 func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := f.checkPeer(r.Context()); err != nil {
@@ -104,23 +94,16 @@ func (f *Front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.rp.ServeHTTP(w, r)
 }
 
-// checkPeer judges the request's connection once; every request on a
-// refused connection is refused.
+// checkPeer judges the process behind the request's connection.
 func (f *Front) checkPeer(ctx context.Context) error {
 	if f.cfg.Peer == nil {
 		return nil
 	}
-	v, _ := ctx.Value(frontKey{}).(*peerVerdict)
-	if v == nil {
-		return errors.New("no connection to check")
-	}
-	v.once.Do(func() {
-		v.err = f.cfg.Peer(v.conn)
-		if v.err != nil && f.cfg.Refused != nil {
-			f.cfg.Refused.Printf("refused a connection to the tool's API: %s", oneLine(v.err.Error()))
+	return connVerdict(ctx, f.cfg.Peer, func(err error) {
+		if f.cfg.Refused != nil {
+			f.cfg.Refused.Printf("refused a connection to the tool's API: %s", oneLine(err.Error()))
 		}
 	})
-	return v.err
 }
 
 // Serve answers on l until Close.

@@ -122,14 +122,7 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
-	p.srv = &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          log.New(io.Discard, "", 0),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, peerKey{}, &peerVerdict{conn: c})
-		},
-	}
+	p.srv = peerServer(p)
 	return p, nil
 }
 
@@ -320,25 +313,47 @@ type peerVerdict struct {
 	err  error
 }
 
-// checkPeer judges the connection's process on its first request; the
-// verdict holds for the connection's life (keep-alive requests reuse it).
+// peerServer is the HTTP server of the proxy and of the front: each
+// connection gets a peerVerdict, for connVerdict.
+func peerServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, &peerVerdict{conn: c})
+		},
+	}
+}
+
+// connVerdict judges the connection of a request (ctx) with check on its
+// first request, calling refused once if check refuses; the verdict holds
+// for the connection's life (keep-alive requests reuse it). A request
+// served outside peerServer is refused: fail closed.
+func connVerdict(ctx context.Context, check func(net.Conn) error, refused func(error)) error {
+	v, _ := ctx.Value(peerKey{}).(*peerVerdict)
+	if v == nil {
+		return errors.New("no connection to check")
+	}
+	v.once.Do(func() {
+		if v.err = check(v.conn); v.err != nil {
+			refused(v.err)
+		}
+	})
+	return v.err
+}
+
+// checkPeer judges the process behind the request's connection.
 func (p *Proxy) checkPeer(ctx context.Context) error {
 	if p.cfg.Peer == nil {
 		return nil
 	}
-	v, _ := ctx.Value(peerKey{}).(*peerVerdict)
-	if v == nil {
-		return errors.New("no connection to check") // served outside Serve: fail closed
-	}
-	v.once.Do(func() {
-		v.err = p.cfg.Peer(v.conn.LocalAddr(), v.conn.RemoteAddr())
-		if v.err != nil {
-			if l := p.refusedLog(); l != nil {
-				l.Printf("refused: %s", oneLine(v.err.Error()))
-			}
+	check := func(c net.Conn) error { return p.cfg.Peer(c.LocalAddr(), c.RemoteAddr()) }
+	return connVerdict(ctx, check, func(err error) {
+		if l := p.refusedLog(); l != nil {
+			l.Printf("refused: %s", oneLine(err.Error()))
 		}
 	})
-	return v.err
 }
 
 func (p *Proxy) refusedLog() *log.Logger {

@@ -13,39 +13,6 @@
 // test when not root, unless the environment variable CI is "true", in which
 // case it fails the test, so CI can never silently skip.
 //
-// # API
-//
-//	func RequireRoot(t testing.TB)
-//
-//	type Options struct {
-//		Name        string   // host alias ("hostA"); HostKeyAlias and known_hosts name
-//		ExtraConfig []string // extra sshd_config lines (see Options)
-//	}
-//	type Server struct {
-//		Name, Addr string // Addr is "127.0.0.1:PORT"
-//		Port       int
-//		HostKey    ssh.PublicKey // golang.org/x/crypto/ssh
-//		Dir        string        // sshd_config, host key, log, client files
-//		LogPath    string        // sshd's log, LogLevel DEBUG1
-//	}
-//	func Start(t testing.TB, opts Options) *Server
-//	func (s *Server) KnownHostsLine(aliases ...string) string
-//	func (s *Server) KnownHostsFile() string
-//	func (s *Server) ClientConfig(u *User) string
-//	func (s *Server) SSH(u *User, sshArgs []string, remote ...string) *exec.Cmd
-//	func (s *Server) Trust(u *User)
-//	func (s *Server) LogTail(n int) string
-//
-//	type User struct {
-//		Name      string
-//		UID, GID  int
-//		Home      string
-//		KeyPath   string        // root-owned copy of the user's private key
-//		PublicKey ssh.PublicKey
-//	}
-//	func NewUser(t testing.TB, prefix string) *User
-//	const GECOS = "sshtest temporary user"
-//
 // # Servers
 //
 // Start runs "sshd -D -e -f <config>" on 127.0.0.1 with a free port, a fresh
