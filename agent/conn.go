@@ -20,9 +20,10 @@ import (
 
 // conn is one client connection.
 type conn struct {
-	a    *Agent
-	nc   *net.UnixConn
-	peer *PeerInfo
+	a      *Agent
+	nc     *net.UnixConn
+	frames *protocol.FrameConn // reads and writes on nc with the agent's limits
+	peer   *PeerInfo
 
 	// via is the socket the connection came in on (ViaUse, ViaAdmin).
 	via string
@@ -103,35 +104,28 @@ func (c *conn) serve() {
 		}
 	}()
 	cfg := &c.a.cfg
-	var hdr [4]byte
 	for {
-		c.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
-		if _, err := io.ReadFull(c.nc, hdr[:]); err != nil {
-			if err != io.EOF && !errors.Is(err, net.ErrClosed) {
-				cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+		n, err := c.frames.ReadHeader()
+		if err != nil {
+			if err == io.EOF || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+			if protocol.HeaderRefused(err) {
+				// Answer, then hang up: the stream cannot be resynchronised
+				// without reading what we refuse to read.
+				c.frames.Write(protocol.FailureFrame())
 			}
 			return
 		}
 		c.busy.Store(true)
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > protocol.MaxFrame {
-			// Answer, then hang up: the stream cannot be resynchronised
-			// without reading what we refuse to read.
-			cfg.Debug.Printf("pid %d: frame of %d bytes refused (limit %d)", c.peer.PID, n, protocol.MaxFrame)
-			c.nc.SetWriteDeadline(time.Now().Add(cfg.FrameTimeout))
-			c.nc.Write(protocol.FailureFrame())
-			return
-		}
-		c.nc.SetReadDeadline(time.Now().Add(cfg.FrameTimeout))
-		body := make([]byte, n)
-		_, err := io.ReadFull(c.nc, body)
+		frame, err := c.frames.ReadBody(n)
 		if err != nil {
-			memsafe.Wipe(body)
-			cfg.Debug.Printf("pid %d: reading frame: %v", c.peer.PID, err)
+			cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
 			return
 		}
-		err = c.handle(body)
-		memsafe.Wipe(body)
+		err = c.handle(frame[4:])
+		clear(frame)
 		c.a.touch(c)
 		c.busy.Store(false)
 		if err != nil {
@@ -142,13 +136,7 @@ func (c *conn) serve() {
 }
 
 // send writes one reply frame within the frame timeout.
-func (c *conn) send(frame []byte) error {
-	c.nc.SetWriteDeadline(time.Now().Add(c.a.cfg.FrameTimeout))
-	if _, err := c.nc.Write(frame); err != nil {
-		return fmt.Errorf("writing reply: %w", err)
-	}
-	return nil
-}
+func (c *conn) send(frame []byte) error { return c.frames.Write(frame) }
 
 func (c *conn) fail(code uint32, msg string) error {
 	return c.send(protocol.MarshalFailure(code, msg))
@@ -456,7 +444,7 @@ func (c *conn) get(payload []byte) error {
 		if len(frame) == 0 || &frame[0] != &buf[0] {
 			// The reply outgrew the locked buffer and was copied to the
 			// Go heap: wipe it and fail rather than send from there.
-			protocol.Wipe(frame)
+			clear(frame)
 			return errors.New("internal error: get reply larger than its buffer")
 		}
 		return c.send(frame)

@@ -5,8 +5,9 @@
 // on the laptop, single flight per credential, write-back of rotated
 // tokens), and the audit log.
 //
-// Frames are read by the agent's own loop (capped at protocol.MaxFrame, with
-// deadlines, request and reply buffers wiped after use). LLM extensions are
+// Frames are read by the agent's own loop through protocol.FrameConn (capped
+// at protocol.MaxFrame, with deadlines; request and reply buffers wiped
+// after use). LLM extensions are
 // served there; every other frame goes to golang.org/x/crypto/ssh/agent for
 // the SSH-key side, an in-memory keyring or a passthrough to an upstream
 // agent.

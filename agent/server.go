@@ -15,6 +15,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/internal/peercred"
 	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // Version is reported by status@llm-agent.
@@ -244,7 +245,8 @@ func (a *Agent) accept(nc *net.UnixConn, via string) {
 		nc.Close()
 		return
 	}
-	c := &conn{a: a, nc: nc, peer: &PeerInfo{PID: peer.PID, UID: peer.UID}, peerPID: peer.PID}
+	c := &conn{a: a, nc: nc, peer: &PeerInfo{PID: peer.PID, UID: peer.UID}, peerPID: peer.PID,
+		frames: &protocol.FrameConn{Conn: nc, Max: protocol.MaxFrame, Idle: a.cfg.IdleTimeout, Frame: a.cfg.FrameTimeout}}
 	c.classify(via)
 	a.mu.Lock()
 	if a.closed {

@@ -297,10 +297,8 @@ func (u *upstreamKeys) Close() error {
 // x/crypto/ssh/agent and returns its reply frame. ServeAgent reads exactly
 // one frame from the reader, writes the reply, and stops at io.EOF.
 func serveKeyFrame(keys sshagent.Agent, body []byte) []byte {
-	in := make([]byte, 4+len(body))
-	in[0], in[1], in[2], in[3] = byte(len(body)>>24), byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
-	copy(in[4:], body)
-	defer protocol.Wipe(in)
+	in := protocol.Frame(body)
+	defer clear(in)
 	rw := &oneFrame{in: bytes.NewReader(in)}
 	if err := sshagent.ServeAgent(keys, rw); err != nil && err != io.EOF {
 		return protocol.FailureFrame()

@@ -74,7 +74,7 @@ func (e *TransportError) Unwrap() error { return e.Err }
 // roundTrip writes a request frame, wipes it, and reads the reply body (at
 // most MaxReply bytes).
 func (c *Client) roundTrip(req []byte) ([]byte, error) {
-	defer Wipe(req)
+	defer clear(req)
 	return c.roundTripNoWipe(req)
 }
 
@@ -132,7 +132,7 @@ func (c *Client) Get(provider string, who *Requester) (*Credential, error) {
 	}
 	cred, err := ParseGetReply(body)
 	if err != nil {
-		Wipe(body)
+		clear(body)
 		return nil, err
 	}
 	return cred, nil

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
+	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -114,8 +117,99 @@ func TestSimpleFrames(t *testing.T) {
 	}
 	// The frames are fresh copies: a caller that wipes one (as the client
 	// wipes every request) must not corrupt the next.
-	protocol.Wipe(s)
+	clear(s)
 	if !bytes.Equal(protocol.SuccessFrame(), []byte{0, 0, 0, 1, protocol.MsgSuccess}) {
 		t.Fatalf("SuccessFrame shares its buffer")
 	}
+}
+
+func TestFrame(t *testing.T) {
+	tests := []struct {
+		body, want []byte
+	}{
+		{[]byte{protocol.MsgSuccess}, []byte{0, 0, 0, 1, protocol.MsgSuccess}},
+		{bytes.Repeat([]byte{7}, 300), append([]byte{0, 0, 1, 44}, bytes.Repeat([]byte{7}, 300)...)},
+		{nil, []byte{0, 0, 0, 0}},
+	}
+	for _, tt := range tests {
+		if got := protocol.Frame(tt.body); !bytes.Equal(got, tt.want) {
+			t.Errorf("Frame(%d bytes) = %x, want %x", len(tt.body), got[:min(len(got), 8)], tt.want[:min(len(tt.want), 8)])
+		}
+	}
+}
+
+// TestFrameConn drives the serving side over a pipe: what the peer sends,
+// what ReadHeader and ReadBody make of it, and whether a refusal is one the
+// loop answers.
+func TestFrameConn(t *testing.T) {
+	tests := []struct {
+		name    string
+		send    []byte // then the peer stalls
+		want    []byte // the whole frame ReadBody returns
+		refused bool   // ReadHeader refuses the header (answer, hang up)
+		headerErr,
+		bodyErr func(error) bool
+	}{
+		{name: "one frame", send: []byte{0, 0, 0, 2, 11, 12}, want: []byte{0, 0, 0, 2, 11, 12}},
+		{name: "empty", send: []byte{0, 0, 0, 0}, refused: true, headerErr: is(protocol.ErrEmptyFrame)},
+		{name: "too large", send: []byte{0, 0, 0, 9}, refused: true, headerErr: tooLarge(9, 8)},
+		{name: "idle", send: nil, headerErr: is(os.ErrDeadlineExceeded)},
+		{name: "half a header", send: []byte{0, 0}, headerErr: is(os.ErrDeadlineExceeded)},
+		{name: "stalls mid-body", send: []byte{0, 0, 0, 3, 1}, bodyErr: is(os.ErrDeadlineExceeded)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			us, peer := net.Pipe()
+			defer us.Close()
+			defer peer.Close()
+			go peer.Write(tt.send)
+			f := &protocol.FrameConn{Conn: us, Max: 8, Idle: 50 * time.Millisecond, Frame: 50 * time.Millisecond}
+			n, err := f.ReadHeader()
+			if tt.headerErr != nil {
+				if err == nil || !tt.headerErr(err) || protocol.HeaderRefused(err) != tt.refused {
+					t.Fatalf("ReadHeader: %d, %v (refused %v)", n, err, protocol.HeaderRefused(err))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ReadHeader: %v", err)
+			}
+			got, err := f.ReadBody(n)
+			if tt.bodyErr != nil {
+				if err == nil || !tt.bodyErr(err) || protocol.HeaderRefused(err) {
+					t.Fatalf("ReadBody: %x, %v", got, err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, tt.want) {
+				t.Fatalf("ReadBody: %x, %v; want %x", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFrameConnWrite(t *testing.T) {
+	us, peer := net.Pipe()
+	defer us.Close()
+	defer peer.Close()
+	f := &protocol.FrameConn{Conn: us, Max: 8, Idle: time.Second, Frame: 50 * time.Millisecond}
+	go func() {
+		f.WriteBody([]byte{protocol.MsgSuccess, 1})
+		f.Write(protocol.FailureFrame())
+	}()
+	for _, want := range [][]byte{{protocol.MsgSuccess, 1}, {protocol.MsgFailure}} {
+		got, err := protocol.ReadFrame(peer, 8)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("got %x, %v; want %x", got, err, want)
+		}
+	}
+	// A peer that stops reading holds a write for Frame, no longer.
+	start := time.Now()
+	if err := f.WriteBody([]byte{1, 2, 3}); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a peer that does not read: %v", err)
+	}
+	if err := f.Write(protocol.SuccessFrame()); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write to a peer that does not read: %v", err)
+	}
+	t.Logf("two refused writes took %v", time.Since(start))
 }

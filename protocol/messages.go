@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -134,7 +135,7 @@ func (c *Credential) Value(name string) []byte {
 // Wipe zeroes every field value.
 func (c *Credential) Wipe() {
 	for _, f := range c.Fields {
-		Wipe(f.Value)
+		clear(f.Value)
 	}
 }
 
@@ -743,8 +744,7 @@ func newExtension(name string) *encoder {
 
 // frame fills in the length header reserved at the start of e.b.
 func (e *encoder) frame() []byte {
-	n := len(e.b) - 4
-	e.b[0], e.b[1], e.b[2], e.b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	binary.BigEndian.PutUint32(e.b, uint32(len(e.b)-4))
 	return e.b
 }
 

@@ -116,7 +116,7 @@ func runAdd(e *env, args []string) error {
 			return err
 		}
 		ent, err := parseEntry(provider, data)
-		protocol.Wipe(data)
+		clear(data)
 		if err != nil {
 			return err
 		}
@@ -193,11 +193,11 @@ func readSecret(e *env, prompt string) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(e.stdin, protocol.MaxValueLen+1))
 	if err != nil {
-		protocol.Wipe(b)
+		clear(b)
 		return nil, fmt.Errorf("reading stdin: %w", err)
 	}
 	if len(b) > protocol.MaxValueLen {
-		protocol.Wipe(b)
+		clear(b)
 		return nil, fmt.Errorf("stdin holds more than %d bytes", protocol.MaxValueLen)
 	}
 	return bytes.TrimRight(b, "\r\n"), nil
@@ -335,7 +335,7 @@ func wrapEntry(provider string, entry []byte) []byte {
 // of one provider.
 func parseEntry(provider string, data []byte) (authfile.Entry, error) {
 	wrapped := wrapEntry(provider, data)
-	defer protocol.Wipe(wrapped)
+	defer clear(wrapped)
 	format, entries, err := authfile.Parse("stdin", wrapped)
 	if err != nil {
 		return authfile.Entry{}, err

@@ -95,7 +95,7 @@ func credentialVars(e *env, c *protocol.Client, names []string, explicit bool) (
 	var entries [][]byte
 	defer func() {
 		for _, b := range entries {
-			protocol.Wipe(b)
+			clear(b)
 		}
 	}()
 	seen := map[string]bool{}
@@ -122,7 +122,7 @@ func credentialVars(e *env, c *protocol.Client, names []string, explicit bool) (
 		vars = append(vars, v...)
 		if jsonErr == nil {
 			entries = append(entries, wrapNamed(name, entry))
-			protocol.Wipe(entry)
+			clear(entry)
 		}
 	}
 	if len(entries) > 0 {

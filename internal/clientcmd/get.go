@@ -43,7 +43,7 @@ func runGet(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer protocol.Wipe(out)
+	defer clear(out)
 	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		out = append(out, '\n')
 	}
@@ -105,7 +105,7 @@ func render(c *protocol.Credential, format string) ([]byte, error) {
 			return entry, nil
 		}
 		out := wrapEntry(c.Provider, entry)
-		protocol.Wipe(entry)
+		clear(entry)
 		return out, nil
 	}
 	return nil, fmt.Errorf("unknown format %q", format)

@@ -183,7 +183,7 @@ func lockCmd(e *env, args []string, lock bool) error {
 	if err != nil {
 		return err
 	}
-	defer protocol.Wipe(pass)
+	defer clear(pass)
 	if lock {
 		err = c.Lock(pass)
 	} else {
@@ -219,11 +219,11 @@ func readPassphrase(e *env, confirm bool) ([]byte, error) {
 			return nil, fmt.Errorf("reading passphrase: %w", err)
 		}
 		if len(b) > 4096 {
-			protocol.Wipe(b)
+			clear(b)
 			return nil, errors.New("passphrase longer than 4096 bytes")
 		}
 		if i := strings.IndexAny(string(b), "\r\n"); i >= 0 {
-			protocol.Wipe(b[i:])
+			clear(b[i:])
 			b = b[:i]
 		}
 		return b, nil
@@ -244,13 +244,13 @@ func readPassphrase(e *env, confirm bool) ([]byte, error) {
 	fmt.Fprint(e.stderr, "Again: ")
 	p2, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(e.stderr)
-	defer protocol.Wipe(p2)
+	defer clear(p2)
 	if err != nil {
-		protocol.Wipe(p1)
+		clear(p1)
 		return nil, fmt.Errorf("reading passphrase: %w", err)
 	}
 	if string(p1) != string(p2) {
-		protocol.Wipe(p1)
+		clear(p1)
 		return nil, errors.New("passwords do not match")
 	}
 	return p1, nil

@@ -312,7 +312,7 @@ func plainSSHAgent(path string) bool {
 	}
 	defer c.Close()
 	reply, err := c.Call(protocol.SimpleExtension(protocol.ExtStatus))
-	defer protocol.Wipe(reply)
+	defer clear(reply)
 	// An llm-agent's extension failure carries a code and a message.
 	return err == nil && len(reply) == 1 && (reply[0] == protocol.MsgFailure || reply[0] == protocol.MsgExtensionFailure)
 }

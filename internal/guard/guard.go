@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -544,74 +543,62 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 			dedicated.Close()
 		}
 	}()
-	var hdr [4]byte
+	frames := &protocol.FrameConn{Conn: nc, Max: protocol.MaxFrame, Idle: idleTimeout, Frame: frameTimeout}
 	for {
-		nc.SetReadDeadline(time.Now().Add(idleTimeout))
-		if _, err := io.ReadFull(nc, hdr[:]); err != nil {
-			return
-		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > protocol.MaxFrame {
-			nc.Write(protocol.FailureFrame())
-			return
-		}
-		nc.SetReadDeadline(time.Now().Add(frameTimeout))
-		frame := make([]byte, 4+n)
-		copy(frame, hdr[:])
-		if _, err := io.ReadFull(nc, frame[4:]); err != nil {
-			protocol.Wipe(frame)
-			return
-		}
-		if name, payload, err := protocol.ParseExtension(frame[4:]); err == nil && name == protocol.ExtProxy {
-			// Ours to answer: the agent must not be asked who is a proxy.
-			out := g.answerProxy(payload, proc)
-			protocol.Wipe(frame)
-			nc.SetWriteDeadline(time.Now().Add(frameTimeout))
-			if _, err := nc.Write(out); err != nil {
-				return
-			}
-			continue
-		}
-		if dedicated == nil && isSessionBind(frame[4:]) {
-			// A nested ssh hop binds its session to the connection: give
-			// it an upstream connection of its own.
-			if dedicated = g.takeReserve(); dedicated == nil {
-				fmt.Fprintf(g.cfg.Log, "guard: no upstream connection left for a nested ssh hop\n")
-				protocol.Wipe(frame)
-				nc.Write(protocol.FailureFrame())
-				return
-			}
-		}
-		var reply []byte
-		if dedicated != nil {
-			reply, err = dedicated.Call(frame)
-		} else if g.link.down.Load() {
-			// The laptop stopped answering: say so at once.
-			reply = g.failFastReply(frame)[4:]
-		} else {
-			reply, err = g.callShared(frame)
-		}
-		protocol.Wipe(frame)
+		n, err := frames.ReadHeader()
 		if err != nil {
-			if dedicated != nil {
-				// Only this client's own upstream connection failed.
-				return
+			if protocol.HeaderRefused(err) {
+				frames.Write(protocol.FailureFrame())
 			}
-			fmt.Fprintf(g.cfg.Log, "guard: upstream: %v; exiting\n", err)
-			g.Close()
 			return
 		}
-		out := make([]byte, 4+len(reply))
-		binary.BigEndian.PutUint32(out, uint32(len(reply)))
-		copy(out[4:], reply)
-		protocol.Wipe(reply)
-		nc.SetWriteDeadline(time.Now().Add(frameTimeout))
-		_, err = nc.Write(out)
-		protocol.Wipe(out)
+		frame, err := frames.ReadBody(n)
 		if err != nil {
+			return
+		}
+		if !g.relay(frames, frame, proc, &dedicated) {
 			return
 		}
 	}
+}
+
+// relay answers one request frame, or passes it to the agent and its reply
+// back, and wipes it. It reports whether the connection may go on.
+func (g *Guard) relay(frames *protocol.FrameConn, frame []byte, proc peercred.Process, dedicated **protocol.Client) bool {
+	defer clear(frame)
+	if name, payload, err := protocol.ParseExtension(frame[4:]); err == nil && name == protocol.ExtProxy {
+		// Ours to answer: the agent must not be asked who is a proxy.
+		return frames.Write(g.answerProxy(payload, proc)) == nil
+	}
+	if *dedicated == nil && isSessionBind(frame[4:]) {
+		// A nested ssh hop binds its session to the connection: give
+		// it an upstream connection of its own.
+		if *dedicated = g.takeReserve(); *dedicated == nil {
+			fmt.Fprintf(g.cfg.Log, "guard: no upstream connection left for a nested ssh hop\n")
+			frames.Write(protocol.FailureFrame())
+			return false
+		}
+	}
+	var reply []byte
+	var err error
+	if *dedicated != nil {
+		reply, err = (*dedicated).Call(frame)
+	} else if g.link.down.Load() {
+		// The laptop stopped answering: say so at once.
+		reply = g.failFastReply(frame)[4:]
+	} else {
+		reply, err = g.callShared(frame)
+	}
+	if err != nil {
+		if *dedicated == nil {
+			fmt.Fprintf(g.cfg.Log, "guard: upstream: %v; exiting\n", err)
+			g.Close()
+		}
+		// Otherwise only this client's own upstream connection failed.
+		return false
+	}
+	defer clear(reply)
+	return frames.WriteBody(reply) == nil
 }
 
 // squatter says why the socket at path is not an earlier guard of owner,
