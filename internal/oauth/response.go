@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
 // requestBody builds a refresh request's body in one buffer of exactly its
 // size, so that no partial copy of the token is left behind by growth.
-func requestBody(p Provider, refresh []byte) []byte {
+func requestBody(p providers.Provider, refresh []byte) []byte {
 	type field struct {
 		name  string
 		value []byte
@@ -17,12 +18,12 @@ func requestBody(p Provider, refresh []byte) []byte {
 	fields := []field{
 		{"grant_type", []byte("refresh_token")},
 		{"refresh_token", refresh},
-		{"client_id", []byte(p.ClientID)},
+		{"client_id", []byte(p.OAuth.ClientID)},
 	}
-	if p.Scope != "" {
-		fields = append(fields, field{"scope", []byte(p.Scope)})
+	if p.OAuth.Scope != "" {
+		fields = append(fields, field{"scope", []byte(p.OAuth.Scope)})
 	}
-	if p.Grant == GrantJSON {
+	if p.OAuth.Grant == providers.GrantJSON {
 		n := 1
 		for i, f := range fields {
 			if i > 0 {
@@ -132,13 +133,13 @@ func appendForm(b, v []byte) []byte {
 // visible ASCII characters, since they end up in HTTP headers. The
 // returned slices are fresh; on error nothing is kept. Errors never hold
 // a byte of data.
-func ParseToken(p Provider, data []byte, now time.Time) (*Token, error) {
+func ParseToken(p providers.Provider, data []byte, now time.Time) (*Token, error) {
 	return parseToken(p, data, now)
 }
 
-func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
+func parseToken(p providers.Provider, data []byte, now time.Time) (*Token, error) {
 	var keys []string
-	for _, k := range []string{p.AccessField, p.RefreshField, p.ExpiresInField, p.ExpiresAtField} {
+	for _, k := range []string{p.OAuth.AccessField, p.OAuth.RefreshField, p.OAuth.ExpiresInField, p.OAuth.ExpiresAtField} {
 		if k != "" {
 			keys = append(keys, k)
 		}
@@ -155,7 +156,7 @@ func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
 	bad := func(reason string) (*Token, error) {
 		return nil, &StatusError{Provider: p.Name, Reason: reason}
 	}
-	access, ok := m[p.AccessField]
+	access, ok := m[p.OAuth.AccessField]
 	if !ok || access.Kind != "string" || len(access.Value) == 0 {
 		return bad("without an access token")
 	}
@@ -163,8 +164,8 @@ func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
 		return bad("a malformed access token")
 	}
 	var refresh []byte
-	if p.RefreshField != "" {
-		if v, ok := m[p.RefreshField]; ok && v.Kind != "null" {
+	if p.OAuth.RefreshField != "" {
+		if v, ok := m[p.OAuth.RefreshField]; ok && v.Kind != "null" {
 			if v.Kind != "string" || !tokenBytes(v.Value) {
 				return bad("a malformed refresh token")
 			}
@@ -172,22 +173,22 @@ func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
 		}
 	}
 	var expires time.Time
-	if v, ok := m[p.ExpiresInField]; ok && p.ExpiresInField != "" && v.Kind != "null" {
+	if v, ok := m[p.OAuth.ExpiresInField]; ok && p.OAuth.ExpiresInField != "" && v.Kind != "null" {
 		s, ok := seconds(v, 10*365*24*3600)
 		if !ok {
-			return bad("a malformed " + p.ExpiresInField)
+			return bad("a malformed " + p.OAuth.ExpiresInField)
 		}
 		expires = now.Add(time.Duration(s * float64(time.Second)))
-	} else if v, ok := m[p.ExpiresAtField]; ok && p.ExpiresAtField != "" && v.Kind != "null" {
+	} else if v, ok := m[p.OAuth.ExpiresAtField]; ok && p.OAuth.ExpiresAtField != "" && v.Kind != "null" {
 		s, ok := seconds(v, 1e10)
 		if !ok {
-			return bad("a malformed " + p.ExpiresAtField)
+			return bad("a malformed " + p.OAuth.ExpiresAtField)
 		}
 		expires = time.UnixMilli(int64(s * 1000))
 	} else if ms := authfile.JWTExpiryMillis(access.Value); ms > 0 {
 		expires = time.UnixMilli(ms)
 	} else {
-		lifetime := p.Lifetime
+		lifetime := p.OAuth.Lifetime
 		if lifetime <= 0 {
 			lifetime = time.Hour
 		}
@@ -195,9 +196,9 @@ func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
 	}
 	tok := &Token{Access: access.Value, Refresh: refresh, Expires: expires}
 	// The token owns these slices now; the deferred wipe must spare them.
-	delete(m, p.AccessField)
+	delete(m, p.OAuth.AccessField)
 	if refresh != nil {
-		delete(m, p.RefreshField)
+		delete(m, p.OAuth.RefreshField)
 	}
 	return tok, nil
 }
