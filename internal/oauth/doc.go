@@ -17,6 +17,6 @@
 // GitHub token of github-copilot travels in an Authorization header,
 // which net/http only takes as a string, and net/http copies request and
 // response bodies through buffers of its own that it does not wipe. The
-// package parses answers with authfile.Members, which decodes strings
+// package parses answers with jsonread.Fields, which decodes strings
 // straight into slices the caller wipes.
 package oauth

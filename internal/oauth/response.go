@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/jsonread"
 	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
@@ -29,7 +29,7 @@ func requestBody(p providers.Provider, refresh []byte) []byte {
 			if i > 0 {
 				n++
 			}
-			n += len(f.name) + 3 + jsonLen(f.value) + 2
+			n += len(f.name) + 3 + jsonread.StringLen(f.value)
 		}
 		n++
 		b := make([]byte, 0, n)
@@ -40,9 +40,8 @@ func requestBody(p providers.Provider, refresh []byte) []byte {
 			}
 			b = append(b, '"')
 			b = append(b, f.name...)
-			b = append(b, '"', ':', '"')
-			b = appendJSON(b, f.value)
-			b = append(b, '"')
+			b = append(b, '"', ':')
+			b = jsonread.AppendString(b, f.value)
 		}
 		return append(b, '}')
 	}
@@ -61,37 +60,6 @@ func requestBody(p providers.Provider, refresh []byte) []byte {
 		b = append(b, f.name...)
 		b = append(b, '=')
 		b = appendForm(b, f.value)
-	}
-	return b
-}
-
-func jsonLen(v []byte) int {
-	n := 0
-	for _, c := range v {
-		switch {
-		case c == '"' || c == '\\':
-			n += 2
-		case c < 0x20:
-			n += 6
-		default:
-			n++
-		}
-	}
-	return n
-}
-
-// appendJSON appends v escaped for a JSON string (without the quotes).
-func appendJSON(b, v []byte) []byte {
-	const hex = "0123456789abcdef"
-	for _, c := range v {
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			b = append(b, c)
-		}
 	}
 	return b
 }
@@ -144,7 +112,7 @@ func parseToken(p providers.Provider, data []byte, now time.Time) (*Token, error
 			keys = append(keys, k)
 		}
 	}
-	m, err := authfile.Members(data, keys...)
+	m, err := jsonread.Fields(data, keys...)
 	if err != nil {
 		return nil, &StatusError{Provider: p.Name, Reason: "a body that is not a JSON object: " + err.Error()}
 	}
@@ -157,7 +125,7 @@ func parseToken(p providers.Provider, data []byte, now time.Time) (*Token, error
 		return nil, &StatusError{Provider: p.Name, Reason: reason}
 	}
 	access, ok := m[p.OAuth.AccessField]
-	if !ok || access.Kind != "string" || len(access.Value) == 0 {
+	if !ok || access.Kind != jsonread.String || len(access.Value) == 0 {
 		return bad("without an access token")
 	}
 	if !tokenBytes(access.Value) {
@@ -165,27 +133,27 @@ func parseToken(p providers.Provider, data []byte, now time.Time) (*Token, error
 	}
 	var refresh []byte
 	if p.OAuth.RefreshField != "" {
-		if v, ok := m[p.OAuth.RefreshField]; ok && v.Kind != "null" {
-			if v.Kind != "string" || !tokenBytes(v.Value) {
+		if v, ok := m[p.OAuth.RefreshField]; ok && v.Kind != jsonread.Null {
+			if v.Kind != jsonread.String || !tokenBytes(v.Value) {
 				return bad("a malformed refresh token")
 			}
 			refresh = v.Value
 		}
 	}
 	var expires time.Time
-	if v, ok := m[p.OAuth.ExpiresInField]; ok && p.OAuth.ExpiresInField != "" && v.Kind != "null" {
+	if v, ok := m[p.OAuth.ExpiresInField]; ok && p.OAuth.ExpiresInField != "" && v.Kind != jsonread.Null {
 		s, ok := seconds(v, 10*365*24*3600)
 		if !ok {
 			return bad("a malformed " + p.OAuth.ExpiresInField)
 		}
 		expires = now.Add(time.Duration(s * float64(time.Second)))
-	} else if v, ok := m[p.OAuth.ExpiresAtField]; ok && p.OAuth.ExpiresAtField != "" && v.Kind != "null" {
+	} else if v, ok := m[p.OAuth.ExpiresAtField]; ok && p.OAuth.ExpiresAtField != "" && v.Kind != jsonread.Null {
 		s, ok := seconds(v, 1e10)
 		if !ok {
 			return bad("a malformed " + p.OAuth.ExpiresAtField)
 		}
 		expires = time.UnixMilli(int64(s * 1000))
-	} else if ms := authfile.JWTExpiryMillis(access.Value); ms > 0 {
+	} else if ms := jsonread.JWTExpiry(access.Value); ms > 0 {
 		expires = time.UnixMilli(ms)
 	} else {
 		lifetime := p.OAuth.Lifetime
@@ -204,8 +172,8 @@ func parseToken(p providers.Provider, data []byte, now time.Time) (*Token, error
 }
 
 // seconds reads a JSON number of seconds: positive, finite, at most max.
-func seconds(v authfile.Member, max float64) (float64, bool) {
-	if v.Kind != "number" {
+func seconds(v jsonread.Field, max float64) (float64, bool) {
+	if v.Kind != jsonread.Number {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(string(v.Value), 64)
@@ -232,13 +200,13 @@ func tokenBytes(t []byte) bool {
 // is a plain code (letters, digits, _ . -; at most 64), else "". The
 // error_description is never read: it is free text from the server.
 func errorCode(data []byte) string {
-	m, err := authfile.Members(data, "error")
+	m, err := jsonread.Fields(data, "error")
 	if err != nil {
 		return ""
 	}
 	v := m["error"]
 	defer clear(v.Value)
-	if v.Kind != "string" || len(v.Value) == 0 || len(v.Value) > 64 {
+	if v.Kind != jsonread.String || len(v.Value) == 0 || len(v.Value) > 64 {
 		return ""
 	}
 	for _, c := range v.Value {
