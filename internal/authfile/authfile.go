@@ -91,11 +91,19 @@ func wipeAll(es []Entry) {
 	}
 }
 
-// fieldSpec describes one known field of a kind.
+// fieldSpec describes one known field of a kind, and where a file keeps it.
 type fieldSpec struct {
 	name     string
-	number   bool // a JSON number (expires); otherwise a string
-	optional bool
+	number   bool   // a JSON number (expires); otherwise a string
+	optional bool   // may be absent or null
+	key      string // the member's name in the file when it is not name
+}
+
+func (f fieldSpec) member() string {
+	if f.key != "" {
+		return f.key
+	}
+	return f.name
 }
 
 // kindFields lists the fields of kind in opencode's order. It is a function,

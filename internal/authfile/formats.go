@@ -125,41 +125,9 @@ func (d *decoder) opencodeEntry(provider string, v jsonread.Value) (Entry, error
 		return Entry{}, d.fieldErr(path+".type", `unknown credential type (want "api", "oauth" or "wellknown")`)
 	}
 	e := Entry{Provider: provider, Kind: kind, Fields: make(map[string][]byte, len(specs))}
-	var extra []rawMember
-members:
-	for _, m := range v.Members {
-		if m.Key == "type" {
-			continue
-		}
-		for _, f := range specs {
-			if f.name != m.Key {
-				continue
-			}
-			p := joinPath(path, m.Key)
-			var b []byte
-			var err error
-			switch {
-			case f.optional && m.Val.Kind == jsonread.Null:
-				continue members // opencode would drop it too
-			case f.number:
-				b, err = d.millis(p, m.Val)
-			default:
-				b, err = d.str(p, m.Val)
-			}
-			if err != nil {
-				e.Wipe()
-				return Entry{}, err
-			}
-			e.Fields[f.name] = b
-			continue members
-		}
-		extra = append(extra, d.rawMember(m))
-	}
-	for _, f := range specs {
-		if _, ok := e.Fields[f.name]; !ok && !f.optional {
-			e.Wipe()
-			return Entry{}, d.missing(path + "." + f.name)
-		}
+	extra, err := d.fields(path, v, specs, &e, func(key string) (bool, string) { return key != "type", "" })
+	if err != nil {
+		return Entry{}, err
 	}
 	e.Extra = buildExtra(extra)
 	return e, nil
@@ -184,41 +152,18 @@ func (d *decoder) claude(root jsonread.Value) ([]Entry, error) {
 		return nil, d.typeErr("claudeAiOauth", "an object", oauth.Kind)
 	}
 	e := Entry{Provider: "anthropic", Kind: KindOAuth, Fields: make(map[string][]byte, 3)}
-	var extra []rawMember
-	for _, m := range oauth.Members {
-		p := joinPath("claudeAiOauth", m.Key)
-		var b []byte
-		var err error
-		switch m.Key {
-		case "accessToken":
-			b, err = d.str(p, m.Val)
-			e.Fields[FieldAccess] = b
-		case "refreshToken":
-			b, err = d.str(p, m.Val)
-			e.Fields[FieldRefresh] = b
-		case "expiresAt":
-			if m.Val.Kind != jsonread.Null {
-				b, err = d.millis(p, m.Val)
-				e.Fields[FieldExpires] = b
-			}
-		case ExtraTopLevelKey:
-			err = d.fieldErr(p, "field name is reserved by llm-agent")
-		default:
-			extra = append(extra, d.rawMember(m))
+	extra, err := d.fields("claudeAiOauth", oauth, []fieldSpec{
+		{name: FieldAccess, key: "accessToken"},
+		{name: FieldRefresh, key: "refreshToken"},
+		{name: FieldExpires, key: "expiresAt", number: true, optional: true},
+	}, &e, func(key string) (bool, string) {
+		if key == ExtraTopLevelKey {
+			return false, "field name is reserved by llm-agent"
 		}
-		if err != nil {
-			e.Wipe()
-			return nil, err
-		}
-	}
-	for _, f := range []struct{ field, path string }{
-		{FieldAccess, "claudeAiOauth.accessToken"},
-		{FieldRefresh, "claudeAiOauth.refreshToken"},
-	} {
-		if _, ok := e.Fields[f.field]; !ok {
-			e.Wipe()
-			return nil, d.missing(f.path)
-		}
+		return true, ""
+	})
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := e.Fields[FieldExpires]; !ok {
 		e.Fields[FieldExpires] = []byte("0") // unknown: refresh before use
@@ -289,48 +234,67 @@ func (d *decoder) codex(root jsonread.Value) ([]Entry, error) {
 // codexTokens maps the tokens object; it returns the members to keep in Extra.
 func (d *decoder) codexTokens(tokens jsonread.Value, hasLastRefresh bool) (Entry, []rawMember, error) {
 	e := Entry{Provider: "openai", Kind: KindOAuth, Fields: make(map[string][]byte, 4)}
-	var extra []rawMember
-	for _, m := range tokens.Members {
-		p := joinPath("tokens", m.Key)
-		var b []byte
-		var err error
-		switch m.Key {
-		case "access_token":
-			b, err = d.str(p, m.Val)
-			e.Fields[FieldAccess] = b
-		case "refresh_token":
-			b, err = d.str(p, m.Val)
-			e.Fields[FieldRefresh] = b
-		case "account_id":
-			if m.Val.Kind != jsonread.Null {
-				b, err = d.str(p, m.Val)
-				e.Fields[FieldAccountID] = b
-			}
-		case ExtraTopLevelKey:
-			err = d.fieldErr(p, "field name is reserved by llm-agent")
-		case "last_refresh":
-			if hasLastRefresh {
-				err = d.fieldErr(p, "clashes with the top-level last_refresh")
-				break
-			}
-			extra = append(extra, d.rawMember(m))
-		default: // id_token and anything new
-			extra = append(extra, d.rawMember(m))
+	extra, err := d.fields("tokens", tokens, []fieldSpec{
+		{name: FieldAccess, key: "access_token"},
+		{name: FieldRefresh, key: "refresh_token"},
+		{name: FieldAccountID, key: "account_id", optional: true},
+	}, &e, func(key string) (bool, string) {
+		switch {
+		case key == ExtraTopLevelKey:
+			return false, "field name is reserved by llm-agent"
+		case key == "last_refresh" && hasLastRefresh:
+			return false, "clashes with the top-level last_refresh"
 		}
-		if err != nil {
-			e.Wipe()
-			return Entry{}, nil, err
-		}
-	}
-	for _, f := range []struct{ field, path string }{
-		{FieldAccess, "tokens.access_token"},
-		{FieldRefresh, "tokens.refresh_token"},
-	} {
-		if _, ok := e.Fields[f.field]; !ok {
-			e.Wipe()
-			return Entry{}, nil, d.missing(f.path)
-		}
+		return true, "" // id_token and anything new
+	})
+	if err != nil {
+		return Entry{}, nil, err
 	}
 	e.Fields[FieldExpires] = strconv.AppendInt(nil, jsonread.JWTExpiry(e.Fields[FieldAccess]), 10)
 	return e, extra, nil
+}
+
+// fields reads the members of obj (at path) that specs name into e.Fields
+// and returns the others, for Extra, where other says to keep them; other
+// may refuse a member instead, with a message. A missing required field is
+// an error. On error e is wiped.
+func (d *decoder) fields(path string, obj jsonread.Value, specs []fieldSpec, e *Entry, other func(key string) (keep bool, refuse string)) ([]rawMember, error) {
+	var extra []rawMember
+members:
+	for _, m := range obj.Members {
+		p := joinPath(path, m.Key)
+		for _, f := range specs {
+			if f.member() != m.Key {
+				continue
+			}
+			if f.optional && m.Val.Kind == jsonread.Null {
+				continue members // as if absent
+			}
+			read := d.str
+			if f.number {
+				read = d.millis
+			}
+			b, err := read(p, m.Val)
+			if err != nil {
+				e.Wipe()
+				return nil, err
+			}
+			e.Fields[f.name] = b
+			continue members
+		}
+		switch keep, refuse := other(m.Key); {
+		case refuse != "":
+			e.Wipe()
+			return nil, d.fieldErr(p, refuse)
+		case keep:
+			extra = append(extra, d.rawMember(m))
+		}
+	}
+	for _, f := range specs {
+		if _, ok := e.Fields[f.name]; !ok && !f.optional {
+			e.Wipe()
+			return nil, d.missing(joinPath(path, f.member()))
+		}
+	}
+	return extra, nil
 }
