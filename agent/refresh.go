@@ -10,6 +10,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/internal/authfile"
 	"github.com/llm-agent/llm-agent/internal/oauth"
+	"github.com/llm-agent/llm-agent/internal/providers"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -103,12 +104,19 @@ func (r *refresher) due(cr *credential, now time.Time) bool {
 	return !cr.has(protocol.FieldAccess) || exp.IsZero() || !now.Add(r.margin).Before(exp)
 }
 
+// oauthProvider returns the table's row for provider when llm-agent
+// refreshes its tokens.
+func oauthProvider(provider string) (providers.Provider, bool) {
+	p, ok := providers.Lookup(provider)
+	return p, ok && p.OAuth != nil
+}
+
 // loginMessage is get's one-line answer for a credential that needs a
 // new login: who, and what to run on the laptop.
 func loginMessage(cr *credential) string {
 	how := "log in again"
-	if p, ok := oauth.Lookup(cr.provider); ok {
-		how = "run " + p.Login
+	if p, ok := oauthProvider(cr.provider); ok {
+		how = "run " + p.OAuth.Login
 	}
 	again := "llm-agent-client import FILE"
 	if wb := cr.cons.WriteBack; wb != nil {
@@ -124,7 +132,7 @@ func (r *refresher) check(cr *credential) error {
 	if cr.needsLogin {
 		return errors.New(loginMessage(cr))
 	}
-	if _, ok := oauth.Lookup(cr.provider); !ok && !cr.has(protocol.FieldAccess) {
+	if _, ok := oauthProvider(cr.provider); !ok && !cr.has(protocol.FieldAccess) {
 		return fmt.Errorf("the %q credential %v, and llm-agent cannot refresh %s tokens", cr.provider, errNoAccess, cr.provider)
 	}
 	return nil
@@ -137,7 +145,7 @@ func (r *refresher) check(cr *credential) error {
 // is still valid. Credentials of providers the agent cannot refresh are
 // handed out as they are.
 func (r *refresher) fresh(cr *credential) (*credential, error) {
-	p, ok := oauth.Lookup(cr.provider)
+	p, ok := oauthProvider(cr.provider)
 	if !ok {
 		return cr, r.check(cr)
 	}
@@ -186,7 +194,7 @@ func (r *refresher) fresh(cr *credential) (*credential, error) {
 }
 
 // run refreshes old, stores the outcome and completes f.
-func (r *refresher) run(st *refreshState, f *flight, old *credential, p oauth.Provider) {
+func (r *refresher) run(st *refreshState, f *flight, old *credential, p providers.Provider) {
 	cred, failed, err := r.refresh(old, p)
 	r.mu.Lock()
 	st.flight = nil
@@ -201,7 +209,7 @@ func (r *refresher) run(st *refreshState, f *flight, old *credential, p oauth.Pr
 
 // refresh runs one refresh of old. failed reports a failure after which
 // old's still valid access token is served (cred is then old).
-func (r *refresher) refresh(old *credential, p oauth.Provider) (cred *credential, failed bool, err error) {
+func (r *refresher) refresh(old *credential, p providers.Provider) (cred *credential, failed bool, err error) {
 	a := r.a
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()

@@ -20,7 +20,7 @@ import (
 	"github.com/llm-agent/llm-agent/agent"
 	"github.com/llm-agent/llm-agent/internal/child"
 	"github.com/llm-agent/llm-agent/internal/daemon"
-	"github.com/llm-agent/llm-agent/internal/oauth"
+	"github.com/llm-agent/llm-agent/internal/providers"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -134,10 +134,10 @@ func oauthEndpoints(specs []string) (map[string]string, error) {
 		if !ok || provider == "" || u == "" {
 			return nil, fmt.Errorf("--oauth-endpoint %q: want PROVIDER=URL", spec)
 		}
-		if _, known := oauth.Lookup(provider); !known {
-			return nil, fmt.Errorf("--oauth-endpoint: llm-agent does not refresh tokens of %q (it knows %s)", provider, strings.Join(oauth.Names(), ", "))
+		if p, known := providers.Lookup(provider); !known || p.OAuth == nil {
+			return nil, fmt.Errorf("--oauth-endpoint: llm-agent does not refresh tokens of %q (it knows %s)", provider, strings.Join(providers.OAuthNames(), ", "))
 		}
-		if err := oauth.CheckEndpoint(u); err != nil {
+		if err := providers.CheckURL(u); err != nil {
 			return nil, fmt.Errorf("--oauth-endpoint %s: %v", provider, err)
 		}
 		m[provider] = u

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/llm-agent/llm-agent/internal/jsonread"
 )
 
 // Credential kinds, named as in opencode's auth.json "type" field.
@@ -89,11 +91,19 @@ func wipeAll(es []Entry) {
 	}
 }
 
-// fieldSpec describes one known field of a kind.
+// fieldSpec describes one known field of a kind, and where a file keeps it.
 type fieldSpec struct {
 	name     string
-	number   bool // a JSON number (expires); otherwise a string
-	optional bool
+	number   bool   // a JSON number (expires); otherwise a string
+	optional bool   // may be absent or null
+	key      string // the member's name in the file when it is not name
+}
+
+func (f fieldSpec) member() string {
+	if f.key != "" {
+		return f.key
+	}
+	return f.name
 }
 
 // kindFields lists the fields of kind in opencode's order. It is a function,
@@ -123,12 +133,12 @@ func kindFields(kind string) ([]fieldSpec, bool) {
 // and no entries are returned.
 func Parse(name string, data []byte) (Format, []Entry, error) {
 	d := &decoder{name: displayName(name), data: data}
-	root, err := parseJSON(data)
+	root, err := jsonread.Parse(data)
 	if err != nil {
 		return "", nil, d.syntaxErr(err)
 	}
-	if root.kind != jObject {
-		return "", nil, fmt.Errorf("%s: want a JSON object at the top level, got %s", d.name, root.kind)
+	if root.Kind != jsonread.Object {
+		return "", nil, fmt.Errorf("%s: want a JSON object at the top level, got %s", d.name, root.Kind)
 	}
 	format := detect(root)
 	var entries []Entry
@@ -149,18 +159,18 @@ func Parse(name string, data []byte) (Format, []Entry, error) {
 }
 
 // detect picks the format from the top-level keys.
-func detect(root jsonValue) Format {
-	if _, ok := root.get("claudeAiOauth"); ok {
+func detect(root jsonread.Value) Format {
+	if _, ok := root.Get("claudeAiOauth"); ok {
 		return FormatClaude
 	}
-	_, tokens := root.get("tokens")
-	_, key := root.get("OPENAI_API_KEY")
+	_, tokens := root.Get("tokens")
+	_, key := root.Get("OPENAI_API_KEY")
 	if !tokens && !key {
 		return FormatOpencode
 	}
 	// An opencode provider could be called "tokens"; its value has "type".
-	for _, m := range root.members {
-		if _, ok := m.val.get("type"); ok && m.val.kind == jObject {
+	for _, m := range root.Members {
+		if _, ok := m.Val.Get("type"); ok && m.Val.Kind == jsonread.Object {
 			return FormatOpencode
 		}
 	}
@@ -312,23 +322,3 @@ func displayName(name string) string {
 	}
 	return name
 }
-
-// pathKey renders an object key for a JSON path in an error. Keys are names
-// (provider ids, field names), but stay cautious: anything long or odd is
-// replaced rather than echoed.
-func pathKey(key string) string {
-	if key == "" {
-		return "<empty key>"
-	}
-	if len(key) > 64 {
-		return "<long key>"
-	}
-	for i := 0; i < len(key); i++ {
-		if c := key[i]; c < 0x20 || c > 0x7E || c == '"' || c == '\\' {
-			return "<key with special characters>"
-		}
-	}
-	return key
-}
-
-func quotePath(key string) string { return `"` + pathKey(key) + `"` }

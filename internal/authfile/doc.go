@@ -55,9 +55,10 @@
 //
 // # Strictness and errors
 //
-// The input must be one JSON object in UTF-8 (a leading byte order mark is
-// skipped). Invalid UTF-8, unpaired \u surrogates, nesting deeper than 64
-// levels, trailing data and duplicate object keys anywhere are errors;
+// Files are read with package jsonread. The input must be one JSON object
+// in UTF-8 (a leading byte order mark is skipped). Invalid UTF-8, unpaired
+// \u surrogates, nesting deeper than 64 levels, trailing data and
+// duplicate object keys anywhere are errors;
 // duplicates are rejected rather than resolved because parsers disagree on
 // which one wins, and a credential file should not be ambiguous.
 //
@@ -83,6 +84,5 @@
 // member, key order and whitespace stays byte for byte. WriteBack replaces
 // the file by renaming a synced temporary file with its mode and owner,
 // under an flock on the file's name plus LockSuffix; it writes only if the
-// entry still holds the refresh token the caller had. Members reads the
-// JSON answers of token endpoints with the same parser.
+// entry still holds the refresh token the caller had.
 package authfile

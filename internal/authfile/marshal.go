@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/llm-agent/llm-agent/internal/jsonread"
 )
 
 // MarshalOpencodeEntry returns the opencode auth.json entry object for e:
@@ -49,22 +51,22 @@ func marshalEntry(e Entry, handout bool) ([]byte, error) {
 			return nil, fmt.Errorf("%s: field %q: not valid UTF-8", where, f.name)
 		}
 	}
-	var extra jsonValue
+	var extra jsonread.Value
 	if len(e.Extra) > 0 {
 		var err error
-		if extra, err = parseJSON(e.Extra); err != nil {
-			var se *syntaxError
+		if extra, err = jsonread.Parse(e.Extra); err != nil {
+			var se *jsonread.SyntaxError
 			if errors.As(err, &se) {
-				return nil, fmt.Errorf("%s: Extra: invalid JSON at byte %d: %w", where, se.off, se)
+				return nil, fmt.Errorf("%s: Extra: invalid JSON at byte %d: %w", where, se.Off, se)
 			}
 			return nil, fmt.Errorf("%s: Extra: %w", where, err)
 		}
-		if extra.kind != jObject {
-			return nil, fmt.Errorf("%s: Extra: want a JSON object, got %s", where, extra.kind)
+		if extra.Kind != jsonread.Object {
+			return nil, fmt.Errorf("%s: Extra: want a JSON object, got %s", where, extra.Kind)
 		}
-		for _, m := range extra.members {
-			if _, known := e.Fields[m.key]; known || m.key == "type" {
-				return nil, fmt.Errorf("%s: Extra member %s clashes with a known field", where, quotePath(m.key))
+		for _, m := range extra.Members {
+			if _, known := e.Fields[m.Key]; known || m.Key == "type" {
+				return nil, fmt.Errorf("%s: Extra member %s clashes with a known field", where, jsonread.QuoteKey(m.Key))
 			}
 		}
 	}
@@ -83,11 +85,11 @@ func marshalEntry(e Entry, handout bool) ([]byte, error) {
 				w.str(v)
 			}
 		}
-		for _, m := range extra.members {
+		for _, m := range extra.Members {
 			w.raw(",")
-			w.compact(e.Extra[m.keyStart:m.keyEnd])
+			w.compact(e.Extra[m.KeyStart:m.KeyEnd])
 			w.raw(":")
-			w.compact(e.Extra[m.val.start:m.val.end])
+			w.compact(e.Extra[m.Val.Start:m.Val.End])
 		}
 		w.raw("}")
 	}), nil

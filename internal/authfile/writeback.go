@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/jsonread"
 )
 
 // Errors of ReplaceOAuth and WriteBack; their messages never hold a value
@@ -59,32 +61,32 @@ func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte
 	} else {
 		wipeAll(entries)
 	}
-	root, _ := parseJSON(data)
+	root, _ := jsonread.Parse(data)
 	if detect(root) != format {
 		return nil, fmt.Errorf("the file is no longer a %s file", format)
 	}
-	var obj jsonValue // the object holding the tokens
+	var obj jsonread.Value // the object holding the tokens
 	var accessKey, refreshKey, expiresKey string
 	var edits []edit
 	switch format {
 	case FormatOpencode:
-		v, ok := root.get(provider)
-		if !ok || v.kind != jObject {
+		v, ok := root.Get(provider)
+		if !ok || v.Kind != jsonread.Object {
 			return nil, ErrNoEntry
 		}
-		if t, ok := v.get("type"); !ok || t.kind != jString || string(data[t.start:t.end]) != `"oauth"` {
+		if t, ok := v.Get("type"); !ok || t.Kind != jsonread.String || string(data[t.Start:t.End]) != `"oauth"` {
 			return nil, ErrNoEntry
 		}
 		obj, accessKey, refreshKey, expiresKey = v, FieldAccess, FieldRefresh, FieldExpires
 	case FormatClaude:
-		v, _ := root.get("claudeAiOauth")
-		if provider != "anthropic" || v.kind != jObject {
+		v, _ := root.Get("claudeAiOauth")
+		if provider != "anthropic" || v.Kind != jsonread.Object {
 			return nil, ErrNoEntry
 		}
 		obj, accessKey, refreshKey, expiresKey = v, "accessToken", "refreshToken", "expiresAt"
 	case FormatCodex:
-		v, _ := root.get("tokens")
-		if provider != "openai" || v.kind != jObject {
+		v, _ := root.Get("tokens")
+		if provider != "openai" || v.Kind != jsonread.Object {
 			return nil, ErrNoEntry
 		}
 		obj, accessKey, refreshKey = v, "access_token", "refresh_token"
@@ -92,8 +94,8 @@ func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte
 		// inside tokens, where it is then updated.
 		stamp := strconv.AppendQuote(nil, u.Now.UTC().Format("2006-01-02T15:04:05.000000Z"))
 		where := root
-		if _, top := root.get("last_refresh"); !top {
-			if _, in := v.get("last_refresh"); in {
+		if _, top := root.Get("last_refresh"); !top {
+			if _, in := v.Get("last_refresh"); in {
 				where = v
 			}
 		}
@@ -102,12 +104,12 @@ func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte
 		return nil, fmt.Errorf("unknown file format %q", format)
 	}
 
-	refresh, ok := obj.get(refreshKey)
-	if !ok || refresh.kind != jString {
+	refresh, ok := obj.Get(refreshKey)
+	if !ok || refresh.Kind != jsonread.String {
 		return nil, ErrNoEntry
 	}
 	if u.Previous != nil {
-		cur := decodeString(data[refresh.start:refresh.end], refresh.escaped)
+		cur := jsonread.Unquote(data[refresh.Start:refresh.End], refresh.Escaped)
 		same := subtle.ConstantTimeCompare(cur, u.Previous) == 1
 		clear(cur)
 		if !same {
@@ -115,7 +117,7 @@ func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte
 		}
 	}
 	if u.Refresh != nil {
-		edits = append(edits, edit{refresh.start, refresh.end, jsonString(u.Refresh)})
+		edits = append(edits, edit{refresh.Start, refresh.End, jsonString(u.Refresh)})
 	}
 	edits = append(edits, setMember(data, obj, accessKey, jsonString(u.Access)))
 	if expiresKey != "" {
@@ -138,23 +140,23 @@ func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte
 // setMember returns the edit that sets obj's member key to the raw JSON
 // val: its value replaced, or a new member after the last one, spaced as
 // the last one is.
-func setMember(data []byte, obj jsonValue, key string, val []byte) edit {
-	if v, ok := obj.get(key); ok {
-		return edit{v.start, v.end, val}
+func setMember(data []byte, obj jsonread.Value, key string, val []byte) edit {
+	if v, ok := obj.Get(key); ok {
+		return edit{v.Start, v.End, val}
 	}
 	qkey := strconv.Quote(key)
-	if len(obj.members) == 0 {
-		return edit{obj.start + 1, obj.start + 1, slices.Concat([]byte(qkey), []byte(":"), val)}
+	if len(obj.Members) == 0 {
+		return edit{obj.Start + 1, obj.Start + 1, slices.Concat([]byte(qkey), []byte(":"), val)}
 	}
-	last := obj.members[len(obj.members)-1]
+	last := obj.Members[len(obj.Members)-1]
 	// The whitespace before the last key (after its ',' or '{') and around
 	// its ':' is reused, so a pretty-printed file stays pretty.
-	lead := last.keyStart
-	for lead > obj.start+1 && isSpace(data[lead-1]) {
+	lead := last.KeyStart
+	for lead > obj.Start+1 && isSpace(data[lead-1]) {
 		lead--
 	}
-	ins := slices.Concat([]byte(","), data[lead:last.keyStart], []byte(qkey), data[last.keyEnd:last.val.start], val)
-	return edit{last.val.end, last.val.end, ins}
+	ins := slices.Concat([]byte(","), data[lead:last.KeyStart], []byte(qkey), data[last.KeyEnd:last.Val.Start], val)
+	return edit{last.Val.End, last.Val.End, ins}
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/internal/authfile"
 	"github.com/llm-agent/llm-agent/internal/peercred"
+	"github.com/llm-agent/llm-agent/internal/providers"
 	"github.com/llm-agent/llm-agent/internal/proxy"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -84,7 +85,7 @@ func unwrapExecErr(err error) error {
 }
 
 // credentialVars gets each provider's credential and returns the variables
-// that carry it: the provider's key or token variables (proxy.ExecVars),
+// that carry it: the provider's key or token variables (providers.ExecVars),
 // for a wellknown credential the variable its "key" names, and
 // OPENCODE_AUTH_CONTENT with every credential as an opencode auth.json
 // entry (OAuth ones without their refresh token, which the agent never
@@ -158,11 +159,11 @@ func varsFor(cred *protocol.Credential) ([]proxy.Var, error) {
 		if len(tok) == 0 {
 			return nil, nil
 		}
-		for _, n := range proxy.ExecVars(cred.Provider, cred.Kind) {
+		for _, n := range providers.ExecVars(cred.Provider, cred.Kind) {
 			vars = append(vars, proxy.Var{Name: n, Value: string(tok)})
 		}
 	case protocol.KindAPI:
-		for _, n := range proxy.ExecVars(cred.Provider, cred.Kind) {
+		for _, n := range providers.ExecVars(cred.Provider, cred.Kind) {
 			vars = append(vars, proxy.Var{Name: n, Value: string(cred.Value(protocol.FieldKey))})
 		}
 	}

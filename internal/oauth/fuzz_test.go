@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/llm-agent/llm-agent/internal/fuzzseed"
+	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
 var updateCorpus = flag.Bool("update-corpus", false, "rewrite the generated seed files in testdata/fuzz")
@@ -59,7 +60,7 @@ func FuzzParseToken(f *testing.F) {
 	}
 	now := time.Unix(1_800_000_000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		for _, p := range table() {
+		for _, p := range oauthRows() {
 			in := bytes.Clone(data)
 			tok, err := parseToken(p, in, now)
 			if !bytes.Equal(in, data) {
@@ -81,7 +82,7 @@ func FuzzParseToken(f *testing.F) {
 			if tok.Expires.IsZero() {
 				t.Fatalf("%s: no expiry", p.Name)
 			}
-			if p.RefreshField == "" && tok.Refresh != nil {
+			if p.OAuth.RefreshField == "" && tok.Refresh != nil {
 				t.Fatalf("%s: a rotated token from a provider that does not rotate", p.Name)
 			}
 			tok.Wipe()
@@ -94,8 +95,8 @@ func FuzzParseToken(f *testing.F) {
 func FuzzRequestBody(f *testing.F) {
 	f.Add([]byte("rt_FAKE"))
 	f.Fuzz(func(t *testing.T, refresh []byte) {
-		for _, p := range table() {
-			if p.Grant == GrantCopilot {
+		for _, p := range oauthRows() {
+			if p.OAuth.Grant == providers.GrantCopilot {
 				continue
 			}
 			body := requestBody(p, refresh)
@@ -103,22 +104,22 @@ func FuzzRequestBody(f *testing.F) {
 				t.Fatalf("%s: body of %d bytes in a buffer of %d", p.Name, len(body), cap(body))
 			}
 			var got string
-			switch p.Grant {
-			case GrantForm:
+			switch p.OAuth.Grant {
+			case providers.GrantForm:
 				q, err := url.ParseQuery(string(body))
 				if err != nil {
 					t.Fatalf("%s: form does not parse: %v", p.Name, err)
 				}
-				if q.Get("client_id") != p.ClientID || q.Get("grant_type") != "refresh_token" {
+				if q.Get("client_id") != p.OAuth.ClientID || q.Get("grant_type") != "refresh_token" {
 					t.Fatalf("%s: form fields wrong", p.Name)
 				}
 				got = q.Get("refresh_token")
-			case GrantJSON:
+			case providers.GrantJSON:
 				var m map[string]string
 				if err := json.Unmarshal(body, &m); err != nil {
 					t.Fatalf("%s: JSON does not parse: %v", p.Name, err)
 				}
-				if m["client_id"] != p.ClientID || m["grant_type"] != "refresh_token" {
+				if m["client_id"] != p.OAuth.ClientID || m["grant_type"] != "refresh_token" {
 					t.Fatalf("%s: JSON fields wrong", p.Name)
 				}
 				got = m["refresh_token"]
@@ -131,4 +132,15 @@ func FuzzRequestBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// oauthRows are the table's rows that llm-agent refreshes.
+func oauthRows() []providers.Provider {
+	var rows []providers.Provider
+	for _, p := range providers.All() {
+		if p.OAuth != nil {
+			rows = append(rows, p)
+		}
+	}
+	return rows
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
 // Defaults of a Refresher.
@@ -29,8 +31,8 @@ type Opener func(fn func(refresh []byte) error) error
 
 // Request is one refresh to run.
 type Request struct {
-	Provider      Provider
-	EnterpriseURL string // github-copilot: the credential's enterpriseUrl
+	Provider      providers.Provider // a row with OAuth
+	EnterpriseURL string             // github-copilot: the credential's enterpriseUrl
 	Refresh       Opener
 }
 
@@ -122,7 +124,10 @@ func NewClient() *http.Client {
 // answers that retrying will not change. Errors never hold a token.
 func (r *Refresher) Refresh(ctx context.Context, req Request) (*Token, error) {
 	p := req.Provider
-	endpoint, err := p.Endpoint(r.Endpoints[p.Name], req.EnterpriseURL)
+	if p.OAuth == nil {
+		return nil, fmt.Errorf("llm-agent does not refresh %s tokens", p.Name)
+	}
+	endpoint, err := p.OAuth.Endpoint(r.Endpoints[p.Name], req.EnterpriseURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.Name, err)
 	}
@@ -178,11 +183,11 @@ func (e *transientError) Error() string { return e.err.Error() }
 func (e *transientError) Unwrap() error { return e.err }
 
 // once makes one request with refresh, which it does not keep.
-func (r *Refresher) once(ctx context.Context, client *http.Client, p Provider, endpoint string, refresh []byte) (*Token, time.Duration, error) {
+func (r *Refresher) once(ctx context.Context, client *http.Client, p providers.Provider, endpoint string, refresh []byte) (*Token, time.Duration, error) {
 	var hreq *http.Request
 	var body []byte
 	var err error
-	if p.Grant == GrantCopilot {
+	if p.OAuth.Grant == providers.GrantCopilot {
 		hreq, err = http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 		if err == nil {
 			// net/http takes headers as strings: this copy of the GitHub
@@ -195,7 +200,7 @@ func (r *Refresher) once(ctx context.Context, client *http.Client, p Provider, e
 		hreq, err = http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(body))
 		if err == nil {
 			hreq.GetBody = nil // never re-sent: no redirects, no retries by net/http
-			if p.Grant == GrantJSON {
+			if p.OAuth.Grant == providers.GrantJSON {
 				hreq.Header.Set("Content-Type", "application/json")
 			} else {
 				hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -207,7 +212,7 @@ func (r *Refresher) once(ctx context.Context, client *http.Client, p Provider, e
 	}
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("User-Agent", "llm-agent")
-	for _, h := range p.TokenHeaders {
+	for _, h := range p.OAuth.TokenHeaders {
 		hreq.Header.Set(h.Name, h.Value)
 	}
 	resp, err := client.Do(hreq)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/oauth"
+	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
 // Marker tokens: fake, distinctive, never printed.
@@ -92,10 +92,10 @@ func (e *endpoint) last() seen {
 	return e.reqs[len(e.reqs)-1]
 }
 
-func provider(t *testing.T, name string) oauth.Provider {
+func provider(t *testing.T, name string) providers.Provider {
 	t.Helper()
-	p, ok := oauth.Lookup(name)
-	if !ok {
+	p, ok := providers.Lookup(name)
+	if !ok || p.OAuth == nil {
 		t.Fatalf("no provider %q in the table", name)
 	}
 	return p
@@ -230,8 +230,8 @@ func TestExpiryFallbacks(t *testing.T) {
 		want         time.Time
 	}{
 		{"jwt", `{"access_token":"` + jwt + `"}`, time.Unix(1800007200, 0)},
-		{"lifetime", `{"access_token":"opaque"}`, now.Add(p.Lifetime)},
-		{"null expires_in", `{"access_token":"opaque","expires_in":null}`, now.Add(p.Lifetime)},
+		{"lifetime", `{"access_token":"opaque"}`, now.Add(p.OAuth.Lifetime)},
+		{"null expires_in", `{"access_token":"opaque","expires_in":null}`, now.Add(p.OAuth.Lifetime)},
 		{"fractional", `{"access_token":"opaque","expires_in":1.5}`, now.Add(1500 * time.Millisecond)},
 	} {
 		tok, err := oauth.ParseToken(p, []byte(tc.answer), now)
@@ -455,64 +455,5 @@ func TestNoRedirects(t *testing.T) {
 	}
 	if other.count() != 0 {
 		t.Errorf("the redirect was followed: the other server got %d requests", other.count())
-	}
-}
-
-func TestEndpoint(t *testing.T) {
-	cp := provider(t, "github-copilot")
-	for _, tc := range []struct {
-		override, enterprise, want string
-	}{
-		{"", "", "https://api.github.com/copilot_internal/v2/token"},
-		{"", "github.example.com", "https://api.github.example.com/copilot_internal/v2/token"},
-		{"", "https://github.example.com/", "https://api.github.example.com/copilot_internal/v2/token"},
-		{"http://127.0.0.1:9/t", "github.example.com", "http://127.0.0.1:9/t"},
-	} {
-		got, err := cp.Endpoint(tc.override, tc.enterprise)
-		if err != nil || got != tc.want {
-			t.Errorf("Endpoint(%q, %q) = %q, %v; want %q", tc.override, tc.enterprise, got, err, tc.want)
-		}
-	}
-	if _, err := cp.Endpoint("", "evil.example.com/@x"); err == nil {
-		t.Errorf("an enterpriseUrl with a path was accepted")
-	}
-	if got, _ := provider(t, "openai").Endpoint("", "github.example.com"); got != "https://auth.openai.com/oauth/token" {
-		t.Errorf("enterpriseUrl changed openai's endpoint to %q", got)
-	}
-}
-
-func TestCheckEndpoint(t *testing.T) {
-	for raw, ok := range map[string]bool{
-		"https://auth.example.com/token": true,
-		"http://127.0.0.1:8080/token":    true,
-		"http://[::1]:8080/token":        true,
-		"http://localhost/token":         true,
-		"http://auth.example.com/token":  false,
-		"http://10.0.0.1/token":          false,
-		"ftp://127.0.0.1/":               false,
-		"https://user:pw@example.com/":   false,
-		"https://":                       false,
-		"://":                            false,
-	} {
-		if err := oauth.CheckEndpoint(raw); (err == nil) != ok {
-			t.Errorf("CheckEndpoint(%q) = %v, want ok %v", raw, err, ok)
-		}
-	}
-}
-
-// TestTable keeps the table complete: every row can be refreshed and
-// says how to log in again and how its token goes upstream.
-func TestTable(t *testing.T) {
-	names := oauth.Names()
-	if fmt.Sprint(names) != "[anthropic github-copilot openai]" {
-		t.Errorf("providers %v", names)
-	}
-	for _, n := range names {
-		p := provider(t, n)
-		if p.TokenURL == "" || !strings.HasPrefix(p.TokenURL, "https://") || p.AccessField == "" || p.Login == "" ||
-			p.Upstream.Header == "" || p.Upstream.BaseURL == "" || (p.Grant != oauth.GrantCopilot && p.ClientID == "") ||
-			(p.ExpiresInField == "" && p.ExpiresAtField == "") {
-			t.Errorf("incomplete row: %+v", p)
-		}
 	}
 }

@@ -4,12 +4,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/jsonread"
+	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
 // requestBody builds a refresh request's body in one buffer of exactly its
 // size, so that no partial copy of the token is left behind by growth.
-func requestBody(p Provider, refresh []byte) []byte {
+func requestBody(p providers.Provider, refresh []byte) []byte {
 	type field struct {
 		name  string
 		value []byte
@@ -17,18 +18,18 @@ func requestBody(p Provider, refresh []byte) []byte {
 	fields := []field{
 		{"grant_type", []byte("refresh_token")},
 		{"refresh_token", refresh},
-		{"client_id", []byte(p.ClientID)},
+		{"client_id", []byte(p.OAuth.ClientID)},
 	}
-	if p.Scope != "" {
-		fields = append(fields, field{"scope", []byte(p.Scope)})
+	if p.OAuth.Scope != "" {
+		fields = append(fields, field{"scope", []byte(p.OAuth.Scope)})
 	}
-	if p.Grant == GrantJSON {
+	if p.OAuth.Grant == providers.GrantJSON {
 		n := 1
 		for i, f := range fields {
 			if i > 0 {
 				n++
 			}
-			n += len(f.name) + 3 + jsonLen(f.value) + 2
+			n += len(f.name) + 3 + jsonread.StringLen(f.value)
 		}
 		n++
 		b := make([]byte, 0, n)
@@ -39,9 +40,8 @@ func requestBody(p Provider, refresh []byte) []byte {
 			}
 			b = append(b, '"')
 			b = append(b, f.name...)
-			b = append(b, '"', ':', '"')
-			b = appendJSON(b, f.value)
-			b = append(b, '"')
+			b = append(b, '"', ':')
+			b = jsonread.AppendString(b, f.value)
 		}
 		return append(b, '}')
 	}
@@ -60,37 +60,6 @@ func requestBody(p Provider, refresh []byte) []byte {
 		b = append(b, f.name...)
 		b = append(b, '=')
 		b = appendForm(b, f.value)
-	}
-	return b
-}
-
-func jsonLen(v []byte) int {
-	n := 0
-	for _, c := range v {
-		switch {
-		case c == '"' || c == '\\':
-			n += 2
-		case c < 0x20:
-			n += 6
-		default:
-			n++
-		}
-	}
-	return n
-}
-
-// appendJSON appends v escaped for a JSON string (without the quotes).
-func appendJSON(b, v []byte) []byte {
-	const hex = "0123456789abcdef"
-	for _, c := range v {
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-		default:
-			b = append(b, c)
-		}
 	}
 	return b
 }
@@ -132,18 +101,18 @@ func appendForm(b, v []byte) []byte {
 // visible ASCII characters, since they end up in HTTP headers. The
 // returned slices are fresh; on error nothing is kept. Errors never hold
 // a byte of data.
-func ParseToken(p Provider, data []byte, now time.Time) (*Token, error) {
+func ParseToken(p providers.Provider, data []byte, now time.Time) (*Token, error) {
 	return parseToken(p, data, now)
 }
 
-func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
+func parseToken(p providers.Provider, data []byte, now time.Time) (*Token, error) {
 	var keys []string
-	for _, k := range []string{p.AccessField, p.RefreshField, p.ExpiresInField, p.ExpiresAtField} {
+	for _, k := range []string{p.OAuth.AccessField, p.OAuth.RefreshField, p.OAuth.ExpiresInField, p.OAuth.ExpiresAtField} {
 		if k != "" {
 			keys = append(keys, k)
 		}
 	}
-	m, err := authfile.Members(data, keys...)
+	m, err := jsonread.Fields(data, keys...)
 	if err != nil {
 		return nil, &StatusError{Provider: p.Name, Reason: "a body that is not a JSON object: " + err.Error()}
 	}
@@ -155,39 +124,39 @@ func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
 	bad := func(reason string) (*Token, error) {
 		return nil, &StatusError{Provider: p.Name, Reason: reason}
 	}
-	access, ok := m[p.AccessField]
-	if !ok || access.Kind != "string" || len(access.Value) == 0 {
+	access, ok := m[p.OAuth.AccessField]
+	if !ok || access.Kind != jsonread.String || len(access.Value) == 0 {
 		return bad("without an access token")
 	}
 	if !tokenBytes(access.Value) {
 		return bad("a malformed access token")
 	}
 	var refresh []byte
-	if p.RefreshField != "" {
-		if v, ok := m[p.RefreshField]; ok && v.Kind != "null" {
-			if v.Kind != "string" || !tokenBytes(v.Value) {
+	if p.OAuth.RefreshField != "" {
+		if v, ok := m[p.OAuth.RefreshField]; ok && v.Kind != jsonread.Null {
+			if v.Kind != jsonread.String || !tokenBytes(v.Value) {
 				return bad("a malformed refresh token")
 			}
 			refresh = v.Value
 		}
 	}
 	var expires time.Time
-	if v, ok := m[p.ExpiresInField]; ok && p.ExpiresInField != "" && v.Kind != "null" {
+	if v, ok := m[p.OAuth.ExpiresInField]; ok && p.OAuth.ExpiresInField != "" && v.Kind != jsonread.Null {
 		s, ok := seconds(v, 10*365*24*3600)
 		if !ok {
-			return bad("a malformed " + p.ExpiresInField)
+			return bad("a malformed " + p.OAuth.ExpiresInField)
 		}
 		expires = now.Add(time.Duration(s * float64(time.Second)))
-	} else if v, ok := m[p.ExpiresAtField]; ok && p.ExpiresAtField != "" && v.Kind != "null" {
+	} else if v, ok := m[p.OAuth.ExpiresAtField]; ok && p.OAuth.ExpiresAtField != "" && v.Kind != jsonread.Null {
 		s, ok := seconds(v, 1e10)
 		if !ok {
-			return bad("a malformed " + p.ExpiresAtField)
+			return bad("a malformed " + p.OAuth.ExpiresAtField)
 		}
 		expires = time.UnixMilli(int64(s * 1000))
-	} else if ms := authfile.JWTExpiryMillis(access.Value); ms > 0 {
+	} else if ms := jsonread.JWTExpiry(access.Value); ms > 0 {
 		expires = time.UnixMilli(ms)
 	} else {
-		lifetime := p.Lifetime
+		lifetime := p.OAuth.Lifetime
 		if lifetime <= 0 {
 			lifetime = time.Hour
 		}
@@ -195,16 +164,16 @@ func parseToken(p Provider, data []byte, now time.Time) (*Token, error) {
 	}
 	tok := &Token{Access: access.Value, Refresh: refresh, Expires: expires}
 	// The token owns these slices now; the deferred wipe must spare them.
-	delete(m, p.AccessField)
+	delete(m, p.OAuth.AccessField)
 	if refresh != nil {
-		delete(m, p.RefreshField)
+		delete(m, p.OAuth.RefreshField)
 	}
 	return tok, nil
 }
 
 // seconds reads a JSON number of seconds: positive, finite, at most max.
-func seconds(v authfile.Member, max float64) (float64, bool) {
-	if v.Kind != "number" {
+func seconds(v jsonread.Field, max float64) (float64, bool) {
+	if v.Kind != jsonread.Number {
 		return 0, false
 	}
 	f, err := strconv.ParseFloat(string(v.Value), 64)
@@ -231,13 +200,13 @@ func tokenBytes(t []byte) bool {
 // is a plain code (letters, digits, _ . -; at most 64), else "". The
 // error_description is never read: it is free text from the server.
 func errorCode(data []byte) string {
-	m, err := authfile.Members(data, "error")
+	m, err := jsonread.Fields(data, "error")
 	if err != nil {
 		return ""
 	}
 	v := m["error"]
 	defer clear(v.Value)
-	if v.Kind != "string" || len(v.Value) == 0 || len(v.Value) > 64 {
+	if v.Kind != jsonread.String || len(v.Value) == 0 || len(v.Value) > 64 {
 		return ""
 	}
 	for _, c := range v.Value {

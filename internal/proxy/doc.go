@@ -1,7 +1,7 @@
 // Package proxy is the auth-injecting reverse proxy of
-// llm-agent-client proxy, and the table of providers that says how each
-// provider's API takes a key and in which environment variables its tools
-// look for one (which llm-agent-client exec uses too).
+// llm-agent-client proxy. Its routes, the way each provider's API takes a
+// key and the variables that point a tool at it come from package
+// providers' table.
 //
 // The proxy listens on loopback and serves one route per provider:
 // /anthropic/ stands for https://api.anthropic.com, /openai/ for
@@ -27,7 +27,7 @@
 //   - drops every key header the tool sent and injects the credential the
 //     way the provider expects: x-api-key for an Anthropic API key,
 //     Authorization: Bearer for OpenAI-style keys, and for OAuth
-//     credentials what the oauth package's table says (Bearer plus
+//     credentials what the table's OAuth part says (Bearer plus
 //     anthropic-beta: oauth-2025-04-20 for a Claude login, the ChatGPT
 //     backend and ChatGPT-Account-Id for a ChatGPT login, Copilot's
 //     editor headers for GitHub Copilot);

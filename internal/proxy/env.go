@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/llm-agent/llm-agent/internal/providers"
 )
 
 // Var is one environment variable for a tool.
@@ -15,7 +17,7 @@ type Var struct{ Name, Value string }
 // sets its own, so that the tool holds the dummy key only.
 func ScrubVars() []string {
 	names := []string{"OPENCODE_AUTH_CONTENT", "LLM_AUTH_SOCK", "ANTHROPIC_AUTH_TOKEN", "CODEX_API_KEY"}
-	for _, p := range table() {
+	for _, p := range providers.All() {
 		names = append(names, p.KeyVars...)
 		names = append(names, p.OAuthVars...)
 	}

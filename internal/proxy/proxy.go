@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/llm-agent/llm-agent/internal/oauth"
+	"github.com/llm-agent/llm-agent/internal/providers"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -72,7 +72,7 @@ type Proxy struct {
 }
 
 type route struct {
-	prov     Provider
+	prov     providers.Provider
 	base     string // upstream base URL, no trailing slash
 	override bool
 }
@@ -90,7 +90,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, routes: map[string]*route{}}
 	p.link.closed = make(chan struct{})
-	for _, prov := range table() {
+	for _, prov := range providers.All() {
 		p.routes[prov.Name] = &route{prov: prov, base: prov.Upstream}
 	}
 	for name, u := range cfg.Upstreams {
@@ -102,7 +102,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 		r := p.routes[name]
 		if r == nil {
-			r = &route{prov: Provider{Name: name, Key: Bearer, Errors: OpenAIErrors}}
+			r = &route{prov: providers.Provider{Name: name, Key: providers.Bearer, Errors: providers.OpenAIErrors}}
 			p.routes[name] = r
 		}
 		r.base, r.override = strings.TrimRight(u, "/"), true
@@ -146,7 +146,7 @@ func NewTransport() *http.Transport {
 // CheckUpstream accepts an upstream base URL: https, or plain http to a
 // loopback address only (a credential must not cross a network in clear).
 func CheckUpstream(raw string) error {
-	if err := oauth.CheckEndpoint(raw); err != nil {
+	if err := providers.CheckURL(raw); err != nil {
 		return err
 	}
 	if u, _ := url.Parse(raw); u.RawQuery != "" {
@@ -240,8 +240,8 @@ type ctxKey struct{}
 // injection is what one request sends upstream in place of the dummy key.
 type injection struct {
 	target *url.URL
-	set    []oauth.Header // the credential's header and its companions
-	beta   string         // anthropic-beta flags to add to the tool's
+	set    []providers.Header // the credential's header and its companions
+	beta   string             // anthropic-beta flags to add to the tool's
 }
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -256,7 +256,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	if err := p.checkPeer(r.Context()); err != nil {
-		shape := OpenAIErrors
+		shape := providers.OpenAIErrors
 		if rt != nil {
 			shape = rt.prov.Errors
 		}
@@ -264,7 +264,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if rt == nil {
-		writeError(w, OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
+		writeError(w, providers.OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
 		return
 	}
 	if !p.authorized(r.Header) {
@@ -468,33 +468,25 @@ func plan(rt *route, cred *protocol.Credential, rest, rawQuery string) (*injecti
 		if err != nil {
 			return nil, err
 		}
-		switch rt.prov.Key {
-		case XAPIKey:
-			inj.set = append(inj.set, oauth.Header{Name: "X-Api-Key", Value: key})
-		case GoogAPIKey:
-			inj.set = append(inj.set, oauth.Header{Name: "X-Goog-Api-Key", Value: key})
-		default:
-			inj.set = append(inj.set, oauth.Header{Name: "Authorization", Value: "Bearer " + key})
-		}
+		inj.set = append(inj.set, rt.prov.Key.Header(key))
 	case protocol.KindOAuth:
 		tok, err := secret(protocol.FieldAccess)
 		if err != nil {
 			return nil, err
 		}
-		op, ok := oauth.Lookup(rt.prov.Name)
-		if !ok {
-			inj.set = append(inj.set, oauth.Header{Name: "Authorization", Value: "Bearer " + tok})
+		op := rt.prov.OAuth
+		if op == nil {
+			inj.set = append(inj.set, providers.Bearer.Header(tok))
 			break
 		}
-		up := op.Upstream
-		if !rt.override && up.BaseURL != "" {
-			base = strings.TrimRight(up.BaseURL, "/")
+		if !rt.override {
+			base = strings.TrimRight(rt.prov.TokenBaseURL(), "/")
 		}
-		inj.set = append(inj.set, oauth.Header{Name: up.Header, Value: up.Prefix + tok})
-		if acct := cred.Value(protocol.FieldAccountID); up.AccountHeader != "" && len(acct) > 0 {
-			inj.set = append(inj.set, oauth.Header{Name: up.AccountHeader, Value: string(acct)})
+		inj.set = append(inj.set, op.Token.Header(tok))
+		if acct := cred.Value(protocol.FieldAccountID); op.AccountHeader != "" && len(acct) > 0 {
+			inj.set = append(inj.set, providers.Header{Name: op.AccountHeader, Value: string(acct)})
 		}
-		for _, h := range up.Headers {
+		for _, h := range op.Headers {
 			if strings.EqualFold(h.Name, "anthropic-beta") {
 				inj.beta = h.Value
 				continue
@@ -506,7 +498,7 @@ func plan(rt *route, cred *protocol.Credential, rest, rawQuery string) (*injecti
 		if err != nil {
 			return nil, err
 		}
-		inj.set = append(inj.set, oauth.Header{Name: "Authorization", Value: "Bearer " + tok})
+		inj.set = append(inj.set, providers.Bearer.Header(tok))
 	default:
 		return nil, fmt.Errorf("the agent sent a credential of unknown kind %q", cred.Kind)
 	}
@@ -560,7 +552,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		return
 	}
 	name, _ := splitRoute(r.URL)
-	shape := OpenAIErrors
+	shape := providers.OpenAIErrors
 	if rt := p.routes[name]; rt != nil {
 		shape = rt.prov.Errors
 	}
@@ -576,16 +568,16 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 // Anthropic and OpenAI honour) or, to SDKs that retry anyway (opencode's,
 // Codex), to retry at once: each retry is a local refusal, and backing off
 // would only delay the error by minutes.
-func writeError(w http.ResponseWriter, shape ErrorShape, status int, msg string) {
+func writeError(w http.ResponseWriter, shape providers.ErrorShape, status int, msg string) {
 	var body any
 	switch shape {
-	case AnthropicErrors:
+	case providers.AnthropicErrors:
 		typ := map[int]string{401: "authentication_error", 403: "permission_error", 404: "not_found_error"}[status]
 		if typ == "" {
 			typ = "api_error"
 		}
 		body = map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}}
-	case GoogleErrors:
+	case providers.GoogleErrors:
 		st := map[int]string{401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}[status]
 		if st == "" {
 			st = "UNAVAILABLE"

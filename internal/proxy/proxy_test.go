@@ -509,21 +509,3 @@ func TestCheckUpstream(t *testing.T) {
 		t.Errorf("a route name with a slash was accepted")
 	}
 }
-
-func TestExecVars(t *testing.T) {
-	for _, tc := range []struct {
-		provider, kind string
-		want           string
-	}{
-		{"anthropic", "api", "ANTHROPIC_API_KEY"},
-		{"anthropic", "oauth", "CLAUDE_CODE_OAUTH_TOKEN"},
-		{"openai", "api", "OPENAI_API_KEY"},
-		{"openrouter", "api", "OPENROUTER_API_KEY"},
-		{"fireworks-ai", "api", "FIREWORKS_AI_API_KEY"},
-		{"openai", "oauth", ""},
-	} {
-		if got := strings.Join(proxy.ExecVars(tc.provider, tc.kind), ","); got != tc.want && !strings.HasPrefix(got, tc.want+",") {
-			t.Errorf("ExecVars(%s, %s) = %q, want %q", tc.provider, tc.kind, got, tc.want)
-		}
-	}
-}
