@@ -1,6 +1,8 @@
 package agent_test
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"io"
 	"log"
 	"net"
@@ -8,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/llm-agent/llm-agent/agent"
 	"github.com/llm-agent/llm-agent/protocol"
@@ -78,6 +82,9 @@ func FuzzConn(f *testing.F) {
 	s.start(f)
 	f.Cleanup(func() { s.stop(f) })
 
+	for _, seed := range connSeeds(f) {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, path := range []string{s.use, s.sock} {
 			c, err := net.DialTimeout("unix", path, 2*time.Second)
@@ -114,4 +121,90 @@ func FuzzConn(f *testing.F) {
 			s.start(t)
 		}
 	})
+}
+
+// fixedKey is a deterministic ed25519 key, so the seeds do not change
+// from run to run.
+func fixedKey(t testing.TB, seed byte) (ed25519.PrivateKey, ssh.Signer) {
+	t.Helper()
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priv, s
+}
+
+func frames(fs ...[]byte) []byte { return bytes.Join(fs, nil) }
+
+func msgFrame(body []byte) []byte {
+	return append([]byte{byte(len(body) >> 24), byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+func lockFrame(msg byte, pass string) []byte {
+	return msgFrame(append([]byte{msg}, ssh.Marshal(struct{ P string }{pass})...))
+}
+
+// connSeeds are byte streams a client could send: whole sessions made of
+// valid requests, and a few broken ones.
+func connSeeds(t testing.TB) [][]byte {
+	_, host := fixedKey(t, 0x11)
+	bindFrame := func(sidByte byte, forwarding bool) []byte {
+		sid := bytes.Repeat([]byte{sidByte}, 32)
+		sig, err := host.Sign(nil, sid) // ed25519: deterministic
+		if err != nil {
+			t.Fatal(err)
+		}
+		return (&protocol.SessionBind{HostKey: host.PublicKey().Marshal(), SessionID: sid, Signature: ssh.Marshal(sig), Forwarding: forwarding}).Marshal()
+	}
+	bindFwd, bindAuth := bindFrame(0xab, true), bindFrame(0xcd, false)
+
+	add := apiCred("anthropic", "sk-ant-FAKE-seed").Marshal()
+	constrained := apiCred("openrouter", "sk-or-FAKE-seed")
+	constrained.Lifetime = 60
+	constrained.LocalOnly = true
+	constrained.Destinations = []protocol.Chain{{{Host: "gpu1", Keys: [][]byte{host.PublicKey().Marshal()}}}}
+	oauth := &protocol.AddRequest{Credential: protocol.Credential{Provider: "openai", Kind: "oauth", Fields: []protocol.Field{
+		{Name: "refresh", Value: []byte("rt-FAKE")}, {Name: "access", Value: []byte("at-FAKE")}, {Name: "expires", Value: []byte("1")}}}}
+	get := func(p string) []byte { return (&protocol.GetRequest{Provider: p}).Marshal() }
+	ext := protocol.SimpleExtension
+
+	keyPriv, keySigner := fixedKey(t, 0x22)
+	addKey := msgFrame(append([]byte{protocol.MsgAddIdentity}, ssh.Marshal(struct {
+		Type     string
+		Pub      []byte
+		Priv     []byte
+		Comments string
+	}{ssh.KeyAlgoED25519, keyPriv.Public().(ed25519.PublicKey), keyPriv, "seed key"})...))
+	signReq := msgFrame(append([]byte{protocol.MsgSignRequest}, ssh.Marshal(struct {
+		Key   []byte
+		Data  []byte
+		Flags uint32
+	}{keySigner.PublicKey().Marshal(), []byte("data"), 0})...))
+
+	return [][]byte{
+		ext(protocol.ExtQuery),
+		frames(add, get("anthropic"), ext(protocol.ExtList), ext(protocol.ExtStatus)),
+		frames(add, (&protocol.RemoveRequest{Provider: "anthropic"}).Marshal(), ext(protocol.ExtRemoveAll)),
+		frames(oauth.Marshal(), get("openai")),
+		frames(constrained.Marshal(), get("openrouter"), ext(protocol.ExtList)),
+		// a wrong passphrase in between
+		frames(add, lockFrame(protocol.MsgLock, "pw"), get("anthropic"), lockFrame(protocol.MsgUnlock, "no"), lockFrame(protocol.MsgUnlock, "pw"), get("anthropic")),
+		// after a forwarding bind: what a forwarded connection may and may not do
+		frames(constrained.Marshal(), add, bindFwd, ext(protocol.ExtList), get("openrouter"), get("anthropic"), add, ext(protocol.ExtRemoveAll)),
+		frames(bindAuth, bindFwd, ext(protocol.ExtStatus)),
+		// the SSH-key side, locally and forwarded
+		frames(msgFrame([]byte{protocol.MsgRequestIdentities}), addKey, signReq, msgFrame([]byte{protocol.MsgRemoveAllIdentities})),
+		frames(bindFwd, addKey, msgFrame([]byte{protocol.MsgRequestIdentities})),
+		frames(ext("nope@llm-agent"), ext("nope@example.com")),
+		msgFrame([]byte{200, 1, 2, 3}),
+		// broken: oversize, zero and truncated frames, a short header,
+		// extensions without their payload
+		{0, 4, 0, 1, protocol.MsgExtension},
+		{0, 0, 0, 0},
+		add[:len(add)-3],
+		{0, 0},
+		frames(ext(protocol.ExtAdd), ext(protocol.ExtStatus)),
+		frames(ext(protocol.ExtSessionBind), ext(protocol.ExtStatus)),
+	}
 }

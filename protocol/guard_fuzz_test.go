@@ -1,111 +1,69 @@
 package protocol_test
 
 import (
-	"reflect"
 	"testing"
 
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
-// guardSeeds are the seeds of the guard extensions' decoders.
-func guardSeeds(t *testing.T) map[string]map[string]any {
-	t.Helper()
-	nonce := []byte("0123456789abcdef0123456789abcdef")
-	reg := &protocol.GuardRequest{Op: protocol.GuardRegister, Session: protocol.Session{BootID: "5d3b7f0e-1d3a-4a53-9f0e-0123456789ab", SessionID: 42}}
-	return map[string]map[string]any{
-		"FuzzParseOwnerRequest": {
-			"nonce":        payloadOf(t, (&protocol.OwnerRequest{Nonce: nonce}).Marshal(), protocol.ExtOwner),
-			"err_short":    wire(nil).bytes([]byte("short")),
-			"err_trailing": wire(nil).bytes(nonce).raw(0),
-		},
-		"FuzzParseOwnerReply": {
-			"reply":     protocol.MarshalOwnerReply(&protocol.OwnerReply{Key: []byte("key"), Signature: []byte("sig")})[5:],
-			"err_empty": wire(nil),
-		},
-		"FuzzParseGuardRequest": {
-			"register":    payloadOf(t, reg.Marshal(), protocol.ExtGuard),
-			"sessions":    payloadOf(t, (&protocol.GuardRequest{Op: protocol.GuardSessions}).Marshal(), protocol.ExtGuard),
-			"refused":     payloadOf(t, (&protocol.GuardRequest{Op: protocol.GuardRefused, Text: "pid 1 refused"}).Marshal(), protocol.ExtGuard),
-			"err_unknown": wire(nil).str("explode"),
-		},
-		"FuzzParseProxyRequest": {
-			"register":     payloadOf(t, (&protocol.ProxyRequest{Op: protocol.ProxyRegister}).Marshal(), protocol.ExtProxy),
-			"err_empty":    wire(nil),
-			"err_unknown":  wire(nil).str("unregister"),
-			"err_trailing": wire(nil).str(protocol.ProxyRegister).raw(0),
-			"err_control":  wire(nil).str("reg\nister"),
-		},
-		"FuzzParseSessionsReply": {
-			"two":       protocol.MarshalSessionsReply([]protocol.Session{reg.Session, {BootID: "b", SessionID: 7}})[5:],
-			"err_count": wire(nil).u32(1 << 30),
-		},
-	}
+// The guard, owner and proxy extensions' decoders; see fuzz_test.go.
+
+var guardNonce = []byte("0123456789abcdef0123456789abcdef")
+
+func guardSession() protocol.Session {
+	return protocol.Session{BootID: "5d3b7f0e-1d3a-4a53-9f0e-0123456789ab", SessionID: 42}
 }
 
-func TestGuardSeedCorpus(t *testing.T) { checkCorpus(t, guardSeeds(t)) }
-
 func FuzzParseOwnerRequest(f *testing.F) {
+	f.Add(payloadOf(f, (&protocol.OwnerRequest{Nonce: guardNonce}).Marshal(), protocol.ExtOwner))
+	f.Add([]byte(wire(nil).bytes([]byte("short"))))   // nonce too short
+	f.Add([]byte(wire(nil).bytes(guardNonce).raw(0))) // trailing byte
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		r, err := protocol.ParseOwnerRequest(payload)
-		if err != nil {
-			return
-		}
-		again, err := protocol.ParseOwnerRequest(payloadOf(t, r.Marshal(), protocol.ExtOwner))
-		if err != nil || !reflect.DeepEqual(again, r) {
-			t.Fatalf("round trip: %+v, %v", again, err)
-		}
+		roundTrip(t, payload, protocol.ParseOwnerRequest, asPayload[*protocol.OwnerRequest](protocol.ExtOwner), nil)
 	})
 }
 
 func FuzzParseOwnerReply(f *testing.F) {
+	f.Add(replyBody(f, protocol.MarshalOwnerReply(&protocol.OwnerReply{Key: []byte("key"), Signature: []byte("sig")})))
+	f.Add([]byte{}) // empty
 	f.Fuzz(func(t *testing.T, body []byte) {
-		r, err := protocol.ParseOwnerReply(body)
-		if err != nil {
-			return
-		}
-		again, err := protocol.ParseOwnerReply(protocol.MarshalOwnerReply(r)[5:])
-		if err != nil || !reflect.DeepEqual(again, r) {
-			t.Fatalf("round trip: %+v, %v", again, err)
-		}
+		roundTrip(t, body, protocol.ParseOwnerReply, asReply(protocol.MarshalOwnerReply), nil)
 	})
 }
 
 func FuzzParseGuardRequest(f *testing.F) {
+	for _, r := range []*protocol.GuardRequest{
+		{Op: protocol.GuardRegister, Session: guardSession()},
+		{Op: protocol.GuardSessions},
+		{Op: protocol.GuardRefused, Text: "pid 1 refused"},
+	} {
+		f.Add(payloadOf(f, r.Marshal(), protocol.ExtGuard))
+	}
+	f.Add([]byte(wire(nil).str("explode"))) // unknown operation
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		r, err := protocol.ParseGuardRequest(payload)
-		if err != nil {
-			return
-		}
-		again, err := protocol.ParseGuardRequest(payloadOf(t, r.Marshal(), protocol.ExtGuard))
-		if err != nil || !reflect.DeepEqual(again, r) {
-			t.Fatalf("round trip: %+v, %v", again, err)
-		}
+		roundTrip(t, payload, protocol.ParseGuardRequest, asPayload[*protocol.GuardRequest](protocol.ExtGuard), nil)
 	})
 }
 
 func FuzzParseSessionsReply(f *testing.F) {
+	f.Add(replyBody(f, protocol.MarshalSessionsReply([]protocol.Session{guardSession(), {BootID: "b", SessionID: 7}})))
+	f.Add([]byte(wire(nil).u32(1 << 30))) // count past the end
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s, err := protocol.ParseSessionsReply(body)
-		if err != nil {
-			return
-		}
-		again, err := protocol.ParseSessionsReply(protocol.MarshalSessionsReply(s)[5:])
-		if err != nil || !reflect.DeepEqual(again, s) {
-			t.Fatalf("round trip: %+v, %v", again, err)
-		}
+		roundTrip(t, body, protocol.ParseSessionsReply, asReply(protocol.MarshalSessionsReply), nil)
 	})
 }
 
 func FuzzParseProxyRequest(f *testing.F) {
-	f.Add(payloadOf(f, (&protocol.ProxyRequest{Op: protocol.ProxyRegister}).Marshal(), protocol.ExtProxy))
+	for _, seed := range [][]byte{
+		payloadOf(f, (&protocol.ProxyRequest{Op: protocol.ProxyRegister}).Marshal(), protocol.ExtProxy),
+		{},                          // empty
+		wire(nil).str("unregister"), // unknown operation
+		wire(nil).str(protocol.ProxyRegister).raw(0), // trailing byte
+		wire(nil).str("reg\nister"),                  // control character
+	} {
+		f.Add(seed)
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		r, err := protocol.ParseProxyRequest(payload)
-		if err != nil {
-			return
-		}
-		again, err := protocol.ParseProxyRequest(payloadOf(t, r.Marshal(), protocol.ExtProxy))
-		if err != nil || !reflect.DeepEqual(again, r) {
-			t.Fatalf("round trip: %+v, %v", again, err)
-		}
+		roundTrip(t, payload, protocol.ParseProxyRequest, asPayload[*protocol.ProxyRequest](protocol.ExtProxy), nil)
 	})
 }

@@ -62,8 +62,8 @@ func replyBody(t testing.TB, frame []byte) []byte {
 	return b[1:]
 }
 
-// hostKey is a deterministic ed25519 host key, so that generated seed
-// files do not change from run to run.
+// hostKey is a deterministic ed25519 host key, so that the fuzz seeds are
+// the same inputs on every run.
 type hostKey struct {
 	signer ssh.Signer
 	blob   []byte

@@ -6,7 +6,7 @@ import (
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
-// Sample messages shared by the round-trip tests and the seed corpus. The
+// Sample messages shared by the round-trip tests and the fuzz seeds. The
 // values are fake; none is a real secret.
 
 func field(name, value string) protocol.Field {

@@ -23,6 +23,31 @@ func FuzzParse(f *testing.F) {
 		}
 		f.Add(data)
 	}
+	for _, s := range []string{
+		// opencode
+		`{"openrouter":{"type":"api","key":"sk-or-v1-FAKE"}}`,
+		`{"anthropic":{"type":"oauth","refresh":"FAKE-r","access":"FAKE-a","expires":1766390400000,"accountId":"acct","enterpriseUrl":null}}`,
+		`{"example":{"type":"wellknown","key":"EXAMPLE_TOKEN","token":"FAKE-t"}}`,
+		"{\n  \"x\": {\"type\": \"api\", \"key\": \"k\\u00e9\\n\", \"note\": [1, {\"a\": null}], \"expires\": 1.5e3}\n}\n",
+		`{}`,
+		// Claude Code
+		`{"claudeAiOauth":{"accessToken":"FAKE-at","refreshToken":"FAKE-rt","expiresAt":1766390400000,"scopes":["user:inference"],"subscriptionType":"max"},"mcpOAuth":{}}`,
+		`{"claudeAiOauth":null}`,
+		// Codex
+		`{"OPENAI_API_KEY":"sk-proj-FAKE","tokens":null}`,
+		`{"OPENAI_API_KEY":null,"tokens":{"id_token":"FAKE.id.tok","access_token":"eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjE3NjcyMjU2MDAsInN1YiI6IkZBS0UifQ.FAKESIG","refresh_token":"FAKE-rt","account_id":"acct"},"last_refresh":"2025-12-22T00:00:00Z"}`,
+		`{"OPENAI_API_KEY":"sk-proj-FAKE","tokens":{"access_token":"a.b.c","refresh_token":"r"},"auth_mode":"chatgpt"}`,
+		// broken: wrong type, nesting too deep, duplicate key, not UTF-8, lone surrogate, truncated, unknown kind
+		`{"tokens":{"access_token":1,"refresh_token":"r"}}`,
+		`{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`,
+		`{"a":{"type":"api","key":"1"},"a":{"type":"api","key":"2"}}`,
+		"{\"a\":{\"type\":\"api\",\"key\":\"caf\xe9\"}}",
+		`{"a":{"type":"api","key":"\ud83d\ude00\ud800"}}`,
+		`{"anthropic":{"type":"oauth","refresh":"FAK`,
+		`{"a":{"type":"bearer","key":"k"}}`,
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const name = "fuzz.json"
 		format, entries, err := Parse(name, data)

@@ -2,14 +2,13 @@ package hostkeys_test
 
 import (
 	"bytes"
-	"flag"
 	"slices"
 	"strings"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"github.com/llm-agent/llm-agent/internal/fuzzseed"
 	"github.com/llm-agent/llm-agent/internal/hostkeys"
 )
 
@@ -17,6 +16,25 @@ import (
 // usable, that it reads a file the same as it reads each line on its own
 // (a bad line costs only itself), and that Lookup and Name agree with it.
 func FuzzParse(f *testing.F) {
+	fx := newFixture(f)
+	// field returns field i of a known_hosts line for key.
+	field := func(key ssh.PublicKey, i int) string { return strings.Fields(knownhosts.Line([]string{"x"}, key))[i] }
+	for _, s := range []string{
+		knownhosts.Line([]string{"gpu1", "10.0.0.1"}, fx.gpu1) + "\n",
+		hashedLine("gpu2", []byte("saltsaltsaltsaltsalt"), fx.gpu2) + "\n",
+		knownhosts.Line([]string{"[gpu3]:2222"}, fx.gpu3), // a port, no final newline
+		"@cert-authority * " + field(fx.ca, 1) + " " + field(fx.ca, 2) + "\n",
+		knownhosts.Line([]string{"bastion"}, fx.bastion) + "\r\n" + knownhosts.Line([]string{"gpu1"}, fx.gpu1) + "\r\n",
+		// bad lines: base64, key type, a good line after bad ones, hash, markers alone
+		"gpu1 ssh-ed25519 AAAA%%%%\n",
+		"gpu1 ssh-rsa " + field(fx.gpu1, 2) + "\n",
+		"# c\n\nbad line here\n" + knownhosts.Line([]string{"gpu1"}, fx.gpu1) + "\n",
+		"|1|!!!|??? " + field(fx.gpu1, 1) + " " + field(fx.gpu1, 2) + "\n",
+		"justoneword\n@\n@revoked\n",
+		string(fx.data), // every kind of line at once
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries := hostkeys.Parse(data)
 		var perLine []hostkeys.Entry
@@ -56,30 +74,4 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
-}
-
-var updateCorpus = flag.Bool("update-corpus", false, "rewrite the generated seed files in testdata/fuzz")
-
-// TestSeedCorpus keeps testdata/fuzz/FuzzParse in step with the fixture;
-// -update-corpus rewrites the generated files and leaves others alone.
-func TestSeedCorpus(t *testing.T) {
-	fx := newFixture(t)
-	seeds := map[string]string{
-		"fixture":       string(fx.data),
-		"plain":         knownhosts.Line([]string{"gpu1", "10.0.0.1"}, fx.gpu1) + "\n",
-		"hashed":        hashedLine("gpu2", []byte("saltsaltsaltsaltsalt"), fx.gpu2) + "\n",
-		"port":          knownhosts.Line([]string{"[gpu3]:2222"}, fx.gpu3),
-		"markers":       "@cert-authority * " + strings.Fields(knownhosts.Line([]string{"x"}, fx.ca))[1] + " " + strings.Fields(knownhosts.Line([]string{"x"}, fx.ca))[2] + "\n",
-		"crlf":          knownhosts.Line([]string{"bastion"}, fx.bastion) + "\r\n" + knownhosts.Line([]string{"gpu1"}, fx.gpu1) + "\r\n",
-		"err_bad_b64":   "gpu1 ssh-ed25519 AAAA%%%%\n",
-		"err_type":      "gpu1 ssh-rsa " + strings.Fields(knownhosts.Line([]string{"x"}, fx.gpu1))[2] + "\n",
-		"err_then_good": "# c\n\nbad line here\n" + knownhosts.Line([]string{"gpu1"}, fx.gpu1) + "\n",
-		"err_hash":      "|1|!!!|??? " + strings.Join(strings.Fields(knownhosts.Line([]string{"x"}, fx.gpu1))[1:], " ") + "\n",
-		"err_one_word":  "justoneword\n@\n@revoked\n",
-	}
-	files := map[string][]byte{}
-	for name, s := range seeds {
-		files[name] = fuzzseed.Bytes([]byte(s))
-	}
-	fuzzseed.Check(t, "./internal/hostkeys/", "FuzzParse", files, *updateCorpus)
 }
