@@ -11,24 +11,7 @@ import (
 	"strings"
 
 	"github.com/llm-agent/llm-agent/internal/jsonread"
-)
-
-// Credential kinds, named as in opencode's auth.json "type" field.
-const (
-	KindAPI       = "api"
-	KindOAuth     = "oauth"
-	KindWellKnown = "wellknown"
-)
-
-// Field names, as in opencode's auth.json.
-const (
-	FieldKey           = "key"
-	FieldToken         = "token"
-	FieldRefresh       = "refresh"
-	FieldAccess        = "access"
-	FieldExpires       = "expires"
-	FieldAccountID     = "accountId"
-	FieldEnterpriseURL = "enterpriseUrl"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // Format is the kind of file Parse found.
@@ -64,7 +47,7 @@ var (
 // callers can wipe them.
 type Entry struct {
 	Provider string // "anthropic", "openai", "openrouter", "github-copilot", ...
-	Kind     string // KindAPI, KindOAuth or KindWellKnown
+	Kind     string // protocol.KindAPI, protocol.KindOAuth or protocol.KindWellKnown
 	// Fields holds the known fields by their opencode auth.json names:
 	// "key", "refresh", "access", "expires" (decimal epoch ms as ASCII; "0"
 	// means unknown), "accountId", "enterpriseUrl", "token".
@@ -110,18 +93,18 @@ func (f fieldSpec) member() string {
 // not a table, so there is no package-level mutable state.
 func kindFields(kind string) ([]fieldSpec, bool) {
 	switch kind {
-	case KindAPI:
-		return []fieldSpec{{name: FieldKey}}, true
-	case KindOAuth:
+	case protocol.KindAPI:
+		return []fieldSpec{{name: protocol.FieldKey}}, true
+	case protocol.KindOAuth:
 		return []fieldSpec{
-			{name: FieldRefresh},
-			{name: FieldAccess},
-			{name: FieldExpires, number: true},
-			{name: FieldAccountID, optional: true},
-			{name: FieldEnterpriseURL, optional: true},
+			{name: protocol.FieldRefresh},
+			{name: protocol.FieldAccess},
+			{name: protocol.FieldExpires, number: true},
+			{name: protocol.FieldAccountID, optional: true},
+			{name: protocol.FieldEnterpriseURL, optional: true},
 		}, true
-	case KindWellKnown:
-		return []fieldSpec{{name: FieldKey}, {name: FieldToken}}, true
+	case protocol.KindWellKnown:
+		return []fieldSpec{{name: protocol.FieldKey}, {name: protocol.FieldToken}}, true
 	}
 	return nil, false
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/llm-agent/llm-agent/internal/jsonread"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // decoder maps a parsed file to entries and words the errors.
@@ -151,11 +152,11 @@ func (d *decoder) claude(root jsonread.Value) ([]Entry, error) {
 	if oauth.Kind != jsonread.Object {
 		return nil, d.typeErr("claudeAiOauth", "an object", oauth.Kind)
 	}
-	e := Entry{Provider: "anthropic", Kind: KindOAuth, Fields: make(map[string][]byte, 3)}
+	e := Entry{Provider: "anthropic", Kind: protocol.KindOAuth, Fields: make(map[string][]byte, 3)}
 	extra, err := d.fields("claudeAiOauth", oauth, []fieldSpec{
-		{name: FieldAccess, key: "accessToken"},
-		{name: FieldRefresh, key: "refreshToken"},
-		{name: FieldExpires, key: "expiresAt", number: true, optional: true},
+		{name: protocol.FieldAccess, key: "accessToken"},
+		{name: protocol.FieldRefresh, key: "refreshToken"},
+		{name: protocol.FieldExpires, key: "expiresAt", number: true, optional: true},
 	}, &e, func(key string) (bool, string) {
 		if key == ExtraTopLevelKey {
 			return false, "field name is reserved by llm-agent"
@@ -165,8 +166,8 @@ func (d *decoder) claude(root jsonread.Value) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := e.Fields[FieldExpires]; !ok {
-		e.Fields[FieldExpires] = []byte("0") // unknown: refresh before use
+	if _, ok := e.Fields[protocol.FieldExpires]; !ok {
+		e.Fields[protocol.FieldExpires] = []byte("0") // unknown: refresh before use
 	}
 	if len(top) > 0 {
 		extra = append(extra, rawMember{key: []byte(strconv.Quote(ExtraTopLevelKey)), sub: top})
@@ -215,7 +216,7 @@ func (d *decoder) codex(root jsonread.Value) ([]Entry, error) {
 			provider = CodexAPIKeyProvider
 		}
 		key := jsonread.Unquote(d.raw(apiKey), apiKey.Escaped)
-		entries = append(entries, Entry{Provider: provider, Kind: KindAPI, Fields: map[string][]byte{FieldKey: key}})
+		entries = append(entries, Entry{Provider: provider, Kind: protocol.KindAPI, Fields: map[string][]byte{protocol.FieldKey: key}})
 	}
 	if len(entries) == 0 {
 		return []Entry{}, nil // logged out; nothing to carry the rest
@@ -233,11 +234,11 @@ func (d *decoder) codex(root jsonread.Value) ([]Entry, error) {
 
 // codexTokens maps the tokens object; it returns the members to keep in Extra.
 func (d *decoder) codexTokens(tokens jsonread.Value, hasLastRefresh bool) (Entry, []rawMember, error) {
-	e := Entry{Provider: "openai", Kind: KindOAuth, Fields: make(map[string][]byte, 4)}
+	e := Entry{Provider: "openai", Kind: protocol.KindOAuth, Fields: make(map[string][]byte, 4)}
 	extra, err := d.fields("tokens", tokens, []fieldSpec{
-		{name: FieldAccess, key: "access_token"},
-		{name: FieldRefresh, key: "refresh_token"},
-		{name: FieldAccountID, key: "account_id", optional: true},
+		{name: protocol.FieldAccess, key: "access_token"},
+		{name: protocol.FieldRefresh, key: "refresh_token"},
+		{name: protocol.FieldAccountID, key: "account_id", optional: true},
 	}, &e, func(key string) (bool, string) {
 		switch {
 		case key == ExtraTopLevelKey:
@@ -250,7 +251,7 @@ func (d *decoder) codexTokens(tokens jsonread.Value, hasLastRefresh bool) (Entry
 	if err != nil {
 		return Entry{}, nil, err
 	}
-	e.Fields[FieldExpires] = strconv.AppendInt(nil, jsonread.JWTExpiry(e.Fields[FieldAccess]), 10)
+	e.Fields[protocol.FieldExpires] = strconv.AppendInt(nil, jsonread.JWTExpiry(e.Fields[protocol.FieldAccess]), 10)
 	return e, extra, nil
 }
 

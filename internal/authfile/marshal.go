@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/llm-agent/llm-agent/internal/jsonread"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // MarshalOpencodeEntry returns the opencode auth.json entry object for e:
@@ -38,7 +39,7 @@ func marshalEntry(e Entry, handout bool) ([]byte, error) {
 	for _, f := range specs {
 		v, ok := e.Fields[f.name]
 		switch {
-		case !ok && !f.optional && !(handout && (f.name == FieldRefresh || f.name == FieldExpires)):
+		case !ok && !f.optional && !(handout && (f.name == protocol.FieldRefresh || f.name == protocol.FieldExpires)):
 			return nil, fmt.Errorf("%s: required field %q is missing", where, f.name)
 		case !ok:
 		case f.number:

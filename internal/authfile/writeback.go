@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/jsonread"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // Errors of ReplaceOAuth and WriteBack; their messages never hold a value
@@ -77,7 +78,7 @@ func ReplaceOAuth(format Format, data []byte, provider string, u Update) ([]byte
 		if t, ok := v.Get("type"); !ok || t.Kind != jsonread.String || string(data[t.Start:t.End]) != `"oauth"` {
 			return nil, ErrNoEntry
 		}
-		obj, accessKey, refreshKey, expiresKey = v, FieldAccess, FieldRefresh, FieldExpires
+		obj, accessKey, refreshKey, expiresKey = v, protocol.FieldAccess, protocol.FieldRefresh, protocol.FieldExpires
 	case FormatClaude:
 		v, _ := root.Get("claudeAiOauth")
 		if provider != "anthropic" || v.Kind != jsonread.Object {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // spliceSeeds are files ReplaceOAuth may meet: the three formats, pretty
@@ -80,13 +82,13 @@ func FuzzReplaceOAuth(f *testing.F) {
 			}
 			for i := range before {
 				b, a := before[i], after[i]
-				if b.Provider != provider || b.Kind != KindOAuth {
+				if b.Provider != provider || b.Kind != protocol.KindOAuth {
 					if !reflect.DeepEqual(a, b) {
 						t.Fatalf("entry %s changed", b.Provider)
 					}
 					continue
 				}
-				if string(a.Fields[FieldAccess]) != string(up.Access) || string(a.Fields[FieldRefresh]) != string(up.Refresh) {
+				if string(a.Fields[protocol.FieldAccess]) != string(up.Access) || string(a.Fields[protocol.FieldRefresh]) != string(up.Refresh) {
 					t.Fatalf("entry %s does not hold the new tokens", provider)
 				}
 			}
