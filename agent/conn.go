@@ -185,25 +185,43 @@ func (c *conn) handle(body []byte) error {
 	}
 }
 
-// keyFrame passes a frame to the SSH-key side.
+// keyFrame passes a frame to the SSH-key side: the upstream agent
+// (relayed raw) or the in-process keyring.
 func (c *conn) keyFrame(body []byte) error {
-	backend := c.a.keyring
-	if c.a.cfg.Upstream != "" {
-		if c.upstream == nil {
-			c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
-		}
-		if err := c.upstream.dial(); err != nil {
-			c.a.cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
-			c.audit(c.event("upstream", "", "error", err.Error()))
-			return c.send(protocol.FailureFrame())
-		}
-		backend = c.upstream
+	if c.a.cfg.Upstream == "" {
+		keys := &lockedKeys{backend: c.a.keyring, locked: c.a.lock.isLocked, lifetime: c.a.cfg.DefaultLifetime,
+			confirm: &c.a.keyConfirm, ask: c.a.confirm.confirm}
+		return c.send(serveKeyFrame(keys, body))
 	}
-	keys := &lockedKeys{backend: backend, locked: c.a.lock.isLocked, lifetime: c.a.cfg.DefaultLifetime}
-	if backend == c.a.keyring {
-		keys.confirm, keys.ask = &c.a.keyConfirm, c.a.confirm.confirm
+	if c.a.lock.isLocked() {
+		// As ssh-agent: a locked agent lists nothing and does nothing.
+		if body[0] == protocol.MsgRequestIdentities {
+			return c.send(identitiesNone())
+		}
+		return c.send(protocol.FailureFrame())
 	}
-	return c.send(serveKeyFrame(keys, body))
+	if !c.a.cfg.UpstreamPrivate {
+		body = withLifetime(body, uint32(c.a.cfg.DefaultLifetime/time.Second))
+	}
+	reply, err := c.relay(body)
+	if err != nil {
+		return c.send(protocol.FailureFrame())
+	}
+	return c.send(reply)
+}
+
+// relay sends one frame to the upstream agent and returns its reply; an
+// error is logged and audited, and the caller answers with a failure.
+func (c *conn) relay(body []byte) ([]byte, error) {
+	if c.upstream == nil {
+		c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
+	}
+	reply, err := c.upstream.roundTrip(body)
+	if err != nil {
+		c.a.cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+		c.audit(c.event("upstream", "", "error", err.Error()))
+	}
+	return reply, err
 }
 
 func (c *conn) lockRequest(body []byte) error {
@@ -225,6 +243,13 @@ func (c *conn) lockRequest(body []byte) error {
 		ok = c.a.lock.lock(pass)
 	} else {
 		ok = c.a.lock.unlock(pass)
+	}
+	if ok && c.a.cfg.UpstreamPrivate {
+		// The private ssh-agent locks and unlocks with us, so that its
+		// keys are locked where they live too.
+		if reply, err := c.relay(body); err == nil && reply[4] != protocol.MsgSuccess {
+			c.a.cfg.Debug.Printf("pid %d: the SSH-key ssh-agent refused %s", c.peer.PID, op)
+		}
 	}
 	if !ok {
 		reason := "already locked"
@@ -275,6 +300,11 @@ func (c *conn) extension(body []byte) error {
 	case protocol.ExtQuery:
 		return c.send(protocol.MarshalQueryReply(protocol.Extensions))
 	case protocol.ExtSessionBind:
+		if c.a.cfg.Upstream != "" {
+			// The upstream enforces its own keys' -h constraints: it must
+			// see the binds of this connection, and checks them itself.
+			c.relay(body)
+		}
 		if err := c.bind(payload); err != nil {
 			// From now on no -h credential is served on this connection.
 			c.bindFailed = true

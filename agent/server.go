@@ -26,8 +26,14 @@ type Config struct {
 	// (llm-agent -t); zero means forever.
 	DefaultLifetime time.Duration
 	// Upstream is the socket of an SSH agent that serves the SSH-key side;
-	// empty means an in-memory keyring.
+	// empty means an in-memory keyring. SSH-key frames are relayed to it
+	// raw, behind the agent's own lock and use-only rules, and so is every
+	// session-bind, so that it enforces its keys' destination constraints.
 	Upstream string
+	// UpstreamPrivate says that Upstream is the agent's own private
+	// ssh-agent, not the user's: lock and unlock reach it too, and -t is
+	// its own (llm-agent passes it on).
+	UpstreamPrivate bool
 	// Askpass is the program that confirms uses (LLM_AGENT_ASKPASS or
 	// SSH_ASKPASS); empty means confirm-marked credentials are refused.
 	Askpass string
