@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
@@ -83,6 +84,21 @@ func (c *conn) classify(via string) {
 func (c *conn) manager(path string) {
 	c.forwarded = false
 	c.why = "connection on LLM_AUTH_SOCK from ssh-add (" + path + "), identified by its executable's device and inode: a management client that relays nothing"
+}
+
+// sshAgentRights reports whether SSH-key management is allowed on a
+// use-socket connection by ssh-agent's rule (Config.SSHAgentRights): no
+// session-bind on it failed or was for forwarding.
+func (c *conn) sshAgentRights() bool {
+	if !c.a.cfg.SSHAgentRights || c.via != ViaUse || c.bindFailed {
+		return false
+	}
+	for _, h := range c.hops {
+		if h.forwarding {
+			return false
+		}
+	}
+	return true
 }
 
 // refusal is the one-line answer to a management request on a use-only
@@ -176,7 +192,7 @@ func (c *conn) handle(body []byte) error {
 	default:
 		// Adding or removing SSH keys, smartcard operations and anything
 		// else the SSH-key side would serve: management only.
-		if c.forwarded {
+		if c.forwarded && !c.sshAgentRights() {
 			op := fmt.Sprintf("ssh-key-op-%d", body[0])
 			c.audit(c.event(op, "", "deny", c.refusal(op)))
 			return c.send(protocol.FailureFrame())
@@ -229,7 +245,7 @@ func (c *conn) lockRequest(body []byte) error {
 	if body[0] == protocol.MsgUnlock {
 		op = "unlock"
 	}
-	if c.forwarded {
+	if c.forwarded && !c.sshAgentRights() {
 		c.audit(c.event(op, "", "deny", c.refusal(op)))
 		return c.send(protocol.FailureFrame())
 	}
@@ -237,6 +253,14 @@ func (c *conn) lockRequest(body []byte) error {
 	if err != nil {
 		c.audit(c.event(op, "", "error", err.Error()))
 		return c.send(protocol.FailureFrame())
+	}
+	// The private ssh-agent gets the request as it came: our lock wipes
+	// the passphrase in place. (A malformed one never reaches it: ssh-agent
+	// exits on a lock request it cannot parse.)
+	var relayed []byte
+	if c.a.cfg.UpstreamPrivate {
+		relayed = bytes.Clone(body)
+		defer protocol.Wipe(relayed)
 	}
 	var ok bool
 	if op == "lock" {
@@ -247,7 +271,7 @@ func (c *conn) lockRequest(body []byte) error {
 	if ok && c.a.cfg.UpstreamPrivate {
 		// The private ssh-agent locks and unlocks with us, so that its
 		// keys are locked where they live too.
-		if reply, err := c.relay(body); err == nil && reply[4] != protocol.MsgSuccess {
+		if reply, err := c.relay(relayed); err == nil && reply[4] != protocol.MsgSuccess {
 			c.a.cfg.Debug.Printf("pid %d: the SSH-key ssh-agent refused %s", c.peer.PID, op)
 		}
 	}

@@ -541,7 +541,8 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 		removeSocket(sock, dir)
 		return 1
 	}
-	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
+	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known,
+		SSHAgentRights: o.names == sshNames}
 	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
 	if o.life != "" {
 		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)
