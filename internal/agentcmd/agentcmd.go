@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -267,12 +268,12 @@ func kill(o *options, stdout, stderr io.Writer) int {
 		return 1
 	}
 	pid, err := strconv.Atoi(s)
-	if err != nil || pid < 2 {
-		fmt.Fprintf(stderr, "%s%s=\"%s\", which is not a good PID\n", prefix, o.names.pid, s)
+	if err != nil || pid < 2 || pid > math.MaxInt32 {
+		fmt.Fprintf(stderr, "%s%s=\"%s\", which is not a good PID: %s\n", prefix, o.names.pid, s, pidProblem(s))
 		return 1
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		fmt.Fprintf(stderr, "%skill: %v\n", prefix, err)
+		fmt.Fprintf(stderr, "%skill: %s\n", prefix, errnoText(err))
 		return 1
 	}
 	vars := []string{o.names.sock}
@@ -284,6 +285,29 @@ func kill(o *options, stdout, stderr io.Writer) int {
 	unsetEnv(stdout, o.cshStyle(), append(vars, o.names.pid)...)
 	fmt.Fprintf(stdout, "echo Agent pid %d killed;\n", pid)
 	return 0
+}
+
+// pidProblem says what is wrong with a pid variable, in strtonum's words
+// (as ssh-agent -k reports it).
+func pidProblem(s string) string {
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return "invalid"
+	case err != nil && strings.HasPrefix(s, "-"), n < 2:
+		return "too small"
+	default:
+		return "too large"
+	}
+}
+
+// errnoText is err as perror prints it: the C library's text, capitalised.
+func errnoText(err error) string {
+	msg := err.Error()
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:]
 }
 
 // exportSSHAuthSock says whether llm-agent, under its own name, also

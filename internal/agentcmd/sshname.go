@@ -35,6 +35,8 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 // fatalError is a command line ssh-agent refuses with fatal(), exit 255.
+// Like OpenSSH's log lines at start, its message ends with CR LF; so do
+// the messages of ssh-agent's getopt.
 type fatalError struct{ msg string }
 
 func (e *fatalError) Error() string { return e.msg }
@@ -68,7 +70,7 @@ func parseSSH(args []string) (*options, error) {
 				val := a[j+1:]
 				if val == "" {
 					if i+1 >= len(args) {
-						return nil, usage(fmt.Sprintf("ssh-agent: option requires an argument -- '%c'", c))
+						return nil, usage(fmt.Sprintf("option requires an argument -- %c\r", c))
 					}
 					i++
 					val = args[i]
@@ -102,7 +104,7 @@ func parseSSH(args []string) (*options, error) {
 			case 'k':
 				o.kill = true
 			default:
-				return nil, usage(fmt.Sprintf("ssh-agent: invalid option -- '%c'", c))
+				return nil, usage(fmt.Sprintf("unknown option -- %c\r", c))
 			}
 		}
 	}
@@ -148,7 +150,7 @@ func (o *options) setSSHValue(c byte, val string) error {
 func sshParseFailure(err error, stderr io.Writer) int {
 	var fatal *fatalError
 	if errors.As(err, &fatal) {
-		fmt.Fprintln(stderr, fatal.msg)
+		fmt.Fprintf(stderr, "%s\r\n", fatal.msg)
 		return 255
 	}
 	if msg := err.Error(); msg != "" {
