@@ -565,6 +565,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 		removeSocket(sock, dir)
 		return 1
 	}
+	var childDone chan struct{} // the SSH-key ssh-agent exited
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known,
 		SSHAgentRights: o.names == sshNames}
 	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
@@ -590,8 +591,8 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 			auditW = f
 		}
 		if o.debug {
-			debugW = os.Stderr
 			cfg.Debug = log.New(os.Stderr, fmt.Sprintf("llm-agent[%d]: ", os.Getpid()), 0)
+			debugW = logWriter{cfg.Debug}
 		}
 	}
 	// x/crypto/ssh/agent logs through the standard logger: under -d its
@@ -614,6 +615,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 				return fail("%v", err)
 			}
 			defer keys.stop()
+			childDone = keys.done
 			cfg.Upstream, cfg.UpstreamPrivate = keys.sock, true
 			cfg.Debug.Printf("SSH keys are served by %s (pid %d) on %s", path, keys.cmd.Process.Pid, keys.sock)
 		}
@@ -653,6 +655,10 @@ loop:
 				status = 1
 			}
 			break loop
+		case <-childDone:
+			// Credentials stay served; SSH-key requests fail from now on.
+			cfg.Debug.Printf("the SSH-key ssh-agent exited; SSH-key requests will fail")
+			childDone = nil
 		case <-parentGone:
 			// The command we were started for is gone (llm-agent cmd).
 			if os.Getppid() != o.parentPID {
@@ -664,4 +670,13 @@ loop:
 	removeSocket(sock, dir)
 	memsafe.Purge()
 	return status
+}
+
+// logWriter writes each Write (one line, as the audit log's debug copy
+// writes them) through a logger, so that it carries the agent's prefix.
+type logWriter struct{ l *log.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Print(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

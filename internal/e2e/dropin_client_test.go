@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -352,5 +353,50 @@ func TestSSHAgentDropInCLI(t *testing.T) {
 					c.args, wantCode, wantOut, wantKill, gotCode, gotOut, gotKill)
 			}
 		})
+	}
+}
+
+// TestSSHAgentDropInDebugPrefix: under -d every line on standard error
+// carries llm-agent's prefix, the SSH-key ssh-agent's and the audit copy's
+// included.
+func TestSSHAgentDropInDebugPrefix(t *testing.T) {
+	requireTools(t, "apt-get install -y openssh-client", "ssh-agent")
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cmd := exec.Command(filepath.Join(dropInDir(t), "ssh-agent"), "-d", "-a", sock)
+	cmd.Env = cleanEnv()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := waitFor(10*time.Second, func() bool { return answers(sock) }); !ok {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal("llm-agent -d does not answer")
+	}
+	d := &dropIn{sock: sock}
+	ag, _ := d.client(t)
+	priv, s := newEd25519Key(t)
+	if err := ag.Add(sshagent.AddedKey{PrivateKey: priv}); err != nil {
+		t.Errorf("add: %v", err)
+	}
+	if _, err := ag.Sign(s.PublicKey(), []byte("data")); err != nil {
+		t.Errorf("sign: %v", err)
+	}
+	ag.Lock([]byte("pass")) // an audit line
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	prefix := fmt.Sprintf("llm-agent[%d]: ", cmd.Process.Pid)
+	lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+	var sawChild, sawAudit bool
+	for _, l := range lines {
+		if !strings.HasPrefix(l, prefix) {
+			t.Errorf("log line without %q: %q", prefix, l)
+		}
+		sawChild = sawChild || strings.Contains(l, "ssh-agent: debug")
+		sawAudit = sawAudit || strings.Contains(l, "audit: ")
+	}
+	if !sawChild || !sawAudit {
+		t.Errorf("want the SSH-key ssh-agent's lines (%v) and audit lines (%v) among:\n%s", sawChild, sawAudit, stderr.String())
 	}
 }
