@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -398,5 +399,62 @@ func TestSSHAgentDropInDebugPrefix(t *testing.T) {
 	}
 	if !sawChild || !sawAudit {
 		t.Errorf("want the SSH-key ssh-agent's lines (%v) and audit lines (%v) among:\n%s", sawChild, sawAudit, stderr.String())
+	}
+}
+
+// TestSSHAgentDropInChild: the SSH keys live in a private OpenSSH
+// ssh-agent, not in a second llm-agent (the ssh-agent on PATH is a link to
+// llm-agent itself), and it dies with the agent, stopped or killed, its
+// socket directory gone.
+func TestSSHAgentDropInChild(t *testing.T) {
+	requireTools(t, "apt-get install -y openssh-client", "ssh-agent")
+	stock, err := exec.LookPath("ssh-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := dropInDir(t)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "agent.sock")
+			cmd := exec.Command(filepath.Join(dir, "ssh-agent"), "-D", "-a", sock)
+			// TMPDIR: the directory a killed agent leaves behind is the test's.
+			cmd.Env = append(cleanEnv(), "PATH="+dir+":/usr/bin:/bin", "TMPDIR="+t.TempDir())
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			if _, ok := waitFor(10*time.Second, func() bool { return answers(sock) }); !ok {
+				t.Fatal("llm-agent as ssh-agent does not answer")
+			}
+			// Any of the agent's threads may have started it.
+			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
+			var kids []byte
+			for _, task := range tasks {
+				b, _ := os.ReadFile(task)
+				kids = append(kids, b...)
+			}
+			f := strings.Fields(string(kids))
+			if len(f) != 1 {
+				t.Fatalf("children of the agent: %q, want one", kids)
+			}
+			child := f[0]
+			exe, _ := os.Readlink("/proc/" + child + "/exe")
+			argv, _ := os.ReadFile("/proc/" + child + "/cmdline")
+			args := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00")
+			if exe != stock || len(args) != 4 || args[1] != "-D" || args[2] != "-a" {
+				t.Fatalf("child %s runs %s %q, want %s -D -a SOCK", child, exe, args, stock)
+			}
+			cmd.Process.Signal(sig)
+			cmd.Wait()
+			pid, _ := strconv.Atoi(child)
+			if _, ok := waitFor(5*time.Second, func() bool { return processGone(pid) }); !ok {
+				t.Errorf("the SSH-key ssh-agent (pid %d) outlived the agent killed with %v", pid, sig)
+			}
+			if sig == syscall.SIGTERM {
+				if _, err := os.Stat(filepath.Dir(args[3])); !os.IsNotExist(err) {
+					t.Errorf("the SSH-key ssh-agent's directory %s is still there (%v)", filepath.Dir(args[3]), err)
+				}
+			}
+		})
 	}
 }
