@@ -15,6 +15,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/internal/peercred"
 	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // Version is reported by status@llm-agent.
@@ -364,6 +365,19 @@ func (a *Agent) reap() {
 func (a *Agent) RemoveAll() {
 	n := a.store.removeAll()
 	a.keyring.RemoveAll()
+	if a.cfg.UpstreamPrivate {
+		// The private ssh-agent's keys are the agent's too (a user's
+		// --upstream agent is left alone). While locked it refuses.
+		u := &upstreamKeys{path: a.cfg.Upstream}
+		reply, err := u.roundTrip([]byte{protocol.MsgRemoveAllIdentities})
+		u.Close()
+		if err == nil && reply[4] != protocol.MsgSuccess {
+			err = errors.New("the SSH-key ssh-agent refused remove-all")
+		}
+		if err != nil {
+			a.cfg.Audit.Log(Event{Op: "remove-all", Decision: "error", Reason: "signal: SSH keys: " + err.Error()})
+		}
+	}
 	a.cfg.Audit.Log(Event{Op: "remove-all", Decision: "allow", Reason: fmt.Sprintf("signal: %d credentials removed", n)})
 }
 

@@ -95,6 +95,11 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 	}
 	k.cmd = exec.Command(path, args...)
 	k.cmd.Dir = "/"
+	if ask := os.Getenv("LLM_AGENT_ASKPASS"); ask != "" {
+		// One askpass confirms every use, SSH keys' (-c) included; ours
+		// runs without a display, so the child's must too.
+		k.cmd.Env = append(os.Environ(), "SSH_ASKPASS="+ask, "SSH_ASKPASS_REQUIRE=force")
+	}
 	k.cmd.SysProcAttr = childAttr()
 	var logDone chan struct{}
 	if logger != nil {
