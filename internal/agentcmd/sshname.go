@@ -108,7 +108,9 @@ func parseSSH(args []string) (*options, error) {
 			}
 		}
 	}
-	o.command = args[i:]
+	if i < len(args) {
+		o.command = args[i:]
+	}
 	if len(o.command) > 0 && (o.csh || o.sh || o.kill || o.fg || o.debug) {
 		return nil, usage("")
 	}
