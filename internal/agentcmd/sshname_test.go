@@ -80,4 +80,3 @@ func TestPrintEnv(t *testing.T) {
 		})
 	}
 }
-
