@@ -82,10 +82,12 @@ func TestSSHAgentDropInRegress(t *testing.T) {
 	if os.Getenv("LLM_REGRESS_STOCK") == "1" {
 		agents = append([]struct{ name, path string }{{"stock", "ssh-agent"}}, agents...)
 	}
-	for _, a := range agents {
-		for _, test := range regressAgentTests {
+	for i, a := range agents {
+		for j, test := range regressAgentTests {
 			t.Run(a.name+"/"+test, func(t *testing.T) {
-				work := filepath.Join(base, a.name+"-"+test)
+				// Not named after the test: hostkey-agent.sh drops every
+				// sshd_config line that says "hostkey", paths included.
+				work := filepath.Join(base, fmt.Sprintf("run%d.%d", i, j))
 				if err := os.Mkdir(work, 0o755); err != nil {
 					t.Fatal(err)
 				}
