@@ -269,7 +269,11 @@ func kill(o *options, stdout, stderr io.Writer) int {
 	}
 	pid, err := strconv.Atoi(s)
 	if err != nil || pid < 2 || pid > math.MaxInt32 {
-		fmt.Fprintf(stderr, "%s%s=\"%s\", which is not a good PID: %s\n", prefix, o.names.pid, s, pidProblem(s))
+		if o.names == sshNames {
+			fmt.Fprintf(stderr, "%s=\"%s\", which is not a good PID: %s\n", o.names.pid, s, pidProblem(s))
+		} else {
+			fmt.Fprintf(stderr, "llm-agent: %s=\"%s\", which is not a good PID\n", o.names.pid, s)
+		}
 		return 1
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
