@@ -18,7 +18,8 @@ import (
 // keysChild is the private OpenSSH ssh-agent that holds the SSH keys, so
 // that they behave exactly as with OpenSSH (every key type, FIDO through
 // its ssh-sk-helper, PKCS#11, -c, -t, -h with session-bind). Only this
-// process can reach its socket: it lives in a 0700 directory of ours.
+// uid can reach its socket: it lives in the 0700 directory ssh-agent makes
+// for it.
 type keysChild struct {
 	cmd  *exec.Cmd
 	dir  string
@@ -75,20 +76,20 @@ func self(path string) bool {
 	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
-// startKeysChild starts path as `ssh-agent -D -a DIR/ssh-keys.sock` (-d
-// when debug) with ssh-agent's own options from o, and waits until it
-// answers. Its standard error goes to logger line by line (nil: nowhere).
+// startKeysChild starts path as `ssh-agent -D -s` (-d when debug) with
+// ssh-agent's own options from o, reads the socket it made from its first
+// line, and waits until it answers. ssh-agent makes the socket in a fresh
+// 0700 directory of its own under TMPDIR and removes both when it gets
+// SIGTERM, so nothing is left behind even when the agent is killed (the
+// child then gets SIGTERM from Pdeathsig). Its standard error goes to
+// logger line by line (nil: nowhere).
 func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, error) {
-	dir, err := os.MkdirTemp(os.Getenv("TMPDIR"), "llm-keys-")
-	if err != nil {
-		return nil, fmt.Errorf("ssh-agent child: %w", err)
-	}
-	k := &keysChild{dir: dir, sock: filepath.Join(dir, "ssh-keys.sock"), done: make(chan struct{})}
+	k := &keysChild{done: make(chan struct{})}
 	mode := "-D"
 	if logger != nil {
 		mode = "-d"
 	}
-	args := []string{mode, "-a", k.sock}
+	args := []string{mode, "-s"}
 	args = append(args, o.childOptions("-E", "-P", "-O")...)
 	if o.life != "" {
 		args = append(args, "-t", o.life)
@@ -101,28 +102,53 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		k.cmd.Env = append(os.Environ(), "SSH_ASKPASS="+ask, "SSH_ASKPASS_REQUIRE=force")
 	}
 	k.cmd.SysProcAttr = childAttr()
-	var logDone chan struct{}
+	stdout, err := k.cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("ssh-agent child: %w", err)
+	}
+	pipesDone := []chan struct{}{make(chan struct{})}
 	if logger != nil {
 		r, err := k.cmd.StderrPipe()
 		if err != nil {
-			os.Remove(dir)
 			return nil, fmt.Errorf("ssh-agent child: %w", err)
 		}
-		logDone = make(chan struct{})
+		logDone := make(chan struct{})
+		pipesDone = append(pipesDone, logDone)
 		go relayLog(r, logger, logDone)
 	}
 	if err := k.cmd.Start(); err != nil {
-		os.Remove(dir)
 		return nil, fmt.Errorf("ssh-agent child: %w", err)
 	}
+	sockLine := make(chan string, 1)
 	go func() {
-		if logDone != nil {
-			<-logDone // Wait closes the pipe: read it all first
+		defer close(pipesDone[0])
+		br := bufio.NewReader(stdout)
+		line, _ := br.ReadString('\n')
+		sockLine <- line
+		io.Copy(io.Discard, br)
+	}()
+	go func() {
+		for _, d := range pipesDone {
+			<-d // Wait closes the pipes: read them to the end first
 		}
 		k.cmd.Wait()
 		close(k.done)
 	}()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	timeout := time.After(10 * time.Second)
+	select {
+	case line := <-sockLine:
+		sock, ok := strings.CutPrefix(line, "SSH_AUTH_SOCK=")
+		sock, _, cut := strings.Cut(sock, ";")
+		if !ok || !cut || !filepath.IsAbs(sock) {
+			k.stop()
+			return nil, fmt.Errorf("ssh-agent child %s printed %q, not its socket", path, line)
+		}
+		k.sock, k.dir = sock, filepath.Dir(sock)
+	case <-timeout:
+		k.stop()
+		return nil, errors.New("ssh-agent child does not say where its socket is")
+	}
+	for ; ; time.Sleep(10 * time.Millisecond) {
 		c, err := net.DialTimeout("unix", k.sock, time.Second)
 		if err == nil {
 			c.Close()
@@ -132,11 +158,10 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		case <-k.done:
 			k.stop()
 			return nil, fmt.Errorf("ssh-agent child %s exited before serving: %v", path, k.cmd.ProcessState)
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-timeout:
 			k.stop()
 			return nil, errors.New("ssh-agent child does not answer on its socket")
+		default:
 		}
 	}
 }
@@ -151,7 +176,8 @@ func relayLog(r io.Reader, logger *log.Logger, done chan struct{}) {
 	}
 }
 
-// stop ends the child and removes its socket directory.
+// stop ends the child and removes its socket and directory, if the child
+// did not.
 func (k *keysChild) stop() {
 	if k.cmd.Process != nil {
 		k.cmd.Process.Signal(syscall.SIGTERM)

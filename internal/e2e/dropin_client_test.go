@@ -417,7 +417,8 @@ func TestSSHAgentDropInChild(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "agent.sock")
 			cmd := exec.Command(filepath.Join(dir, "ssh-agent"), "-D", "-a", sock)
-			// TMPDIR: the directory a killed agent leaves behind is the test's.
+			// TMPDIR: where the child makes its socket, and must leave
+			// nothing.
 			cmd.Env = append(cleanEnv(), "PATH="+dir+":/usr/bin:/bin", "TMPDIR="+t.TempDir())
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -441,8 +442,12 @@ func TestSSHAgentDropInChild(t *testing.T) {
 			exe, _ := os.Readlink("/proc/" + child + "/exe")
 			argv, _ := os.ReadFile("/proc/" + child + "/cmdline")
 			args := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00")
-			if exe != stock || len(args) != 4 || args[1] != "-D" || args[2] != "-a" {
-				t.Fatalf("child %s runs %s %q, want %s -D -a SOCK", child, exe, args, stock)
+			if exe != stock || len(args) != 3 || args[1] != "-D" || args[2] != "-s" {
+				t.Fatalf("child %s runs %s %q, want %s -D -s", child, exe, args, stock)
+			}
+			tmp := cmd.Env[len(cmd.Env)-1][len("TMPDIR="):]
+			if made, _ := filepath.Glob(tmp + "/ssh-*/agent.*"); len(made) != 1 {
+				t.Fatalf("the child's sockets under TMPDIR: %q, want one", made)
 			}
 			cmd.Process.Signal(sig)
 			cmd.Wait()
@@ -450,10 +455,8 @@ func TestSSHAgentDropInChild(t *testing.T) {
 			if _, ok := waitFor(5*time.Second, func() bool { return processGone(pid) }); !ok {
 				t.Errorf("the SSH-key ssh-agent (pid %d) outlived the agent killed with %v", pid, sig)
 			}
-			if sig == syscall.SIGTERM {
-				if _, err := os.Stat(filepath.Dir(args[3])); !os.IsNotExist(err) {
-					t.Errorf("the SSH-key ssh-agent's directory %s is still there (%v)", filepath.Dir(args[3]), err)
-				}
+			if left, _ := os.ReadDir(tmp); len(left) != 0 {
+				t.Errorf("left in TMPDIR after %v: %v", sig, left)
 			}
 		})
 	}
