@@ -217,7 +217,10 @@ func (c *conn) keyFrame(body []byte) error {
 		return c.send(protocol.FailureFrame())
 	}
 	if !c.a.cfg.UpstreamPrivate {
-		body = withLifetime(body, uint32(c.a.cfg.DefaultLifetime/time.Second))
+		if b := withLifetime(body, uint32(c.a.cfg.DefaultLifetime/time.Second)); &b[0] != &body[0] {
+			defer protocol.Wipe(b) // a copy of the added private key
+			body = b
+		}
 	}
 	reply, err := c.relay(body)
 	if err != nil {
