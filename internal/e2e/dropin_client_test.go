@@ -100,14 +100,14 @@ func startDropIn(t *testing.T) *dropIn {
 }
 
 // client opens a connection to the agent and returns x/crypto's client on it.
-func (d *dropIn) client(t *testing.T) (sshagent.ExtendedAgent, net.Conn) {
+func (d *dropIn) client(t *testing.T) sshagent.ExtendedAgent {
 	t.Helper()
 	c, err := net.Dial("unix", d.sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return sshagent.NewClient(c), c
+	return sshagent.NewClient(c)
 }
 
 // asked is how many confirmations the askpass was asked for.
@@ -140,7 +140,7 @@ func TestSSHAgentDropInConfirm(t *testing.T) {
 	}{{"key", false}, {"certificate", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			d := startDropIn(t)
-			ag, _ := d.client(t)
+			ag := d.client(t)
 			priv, s := newEd25519Key(t)
 			added := sshagent.AddedKey{PrivateKey: priv, ConfirmBeforeUse: true, Comment: c.name}
 			pub := s.PublicKey()
@@ -179,7 +179,7 @@ func TestSSHAgentDropInConfirm(t *testing.T) {
 func TestSSHAgentDropInLifetime(t *testing.T) {
 	requireTools(t, "apt-get install -y openssh-client", "ssh-agent")
 	d := startDropIn(t)
-	ag, _ := d.client(t)
+	ag := d.client(t)
 	priv, _ := newEd25519Key(t)
 	if err := ag.Add(sshagent.AddedKey{PrivateKey: priv, LifetimeSecs: 1}); err != nil {
 		t.Fatal(err)
@@ -198,7 +198,7 @@ func TestSSHAgentDropInLifetime(t *testing.T) {
 func TestSSHAgentDropInDestination(t *testing.T) {
 	requireTools(t, "apt-get install -y openssh-client", "ssh-agent")
 	d := startDropIn(t)
-	ag, _ := d.client(t)
+	ag := d.client(t)
 	_, hostA := newEd25519Key(t)
 	_, hostB := newEd25519Key(t)
 	priv, s := newEd25519Key(t)
@@ -212,7 +212,13 @@ func TestSSHAgentDropInDestination(t *testing.T) {
 		host ssh.Signer
 		ok   bool
 	}{{"bound to hostA", hostA, true}, {"bound to hostB", hostB, false}} {
-		ag, conn := d.client(t)
+		// The bind goes first, raw: x/crypto's client reads every reply
+		// on its connection once it exists.
+		conn, err := net.Dial("unix", d.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
 		sessionID := make([]byte, 32)
 		rand.Read(sessionID)
 		sig, err := c.host.Sign(rand.Reader, sessionID)
@@ -223,6 +229,7 @@ func TestSSHAgentDropInDestination(t *testing.T) {
 		if reply := roundTrip(t, conn, bind.Marshal()); reply[0] != protocol.MsgSuccess {
 			t.Fatalf("%s: session-bind answered %d", c.name, reply[0])
 		}
+		ag := sshagent.NewClient(conn)
 		// What ssh signs for a user authentication begins with the
 		// session identifier; ssh-agent checks that it is the bound one.
 		data := ssh.Marshal(struct {
@@ -376,7 +383,7 @@ func TestSSHAgentDropInDebugPrefix(t *testing.T) {
 		t.Fatal("llm-agent -d does not answer")
 	}
 	d := &dropIn{sock: sock}
-	ag, _ := d.client(t)
+	ag := d.client(t)
 	priv, s := newEd25519Key(t)
 	if err := ag.Add(sshagent.AddedKey{PrivateKey: priv}); err != nil {
 		t.Errorf("add: %v", err)
