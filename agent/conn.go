@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"container/list"
 	"crypto/sha256"
 	"encoding/binary"
@@ -86,6 +87,21 @@ func (c *conn) manager(path string) {
 	c.why = "connection on LLM_AUTH_SOCK from ssh-add (" + path + "), identified by its executable's device and inode: a management client that relays nothing"
 }
 
+// sshAgentRights reports whether SSH-key management is allowed on a
+// use-socket connection by ssh-agent's rule (Config.SSHAgentRights): no
+// session-bind on it failed or was for forwarding.
+func (c *conn) sshAgentRights() bool {
+	if !c.a.cfg.SSHAgentRights || c.via != ViaUse || c.bindFailed {
+		return false
+	}
+	for _, h := range c.hops {
+		if h.forwarding {
+			return false
+		}
+	}
+	return true
+}
+
 // refusal is the one-line answer to a management request on a use-only
 // connection.
 func (c *conn) refusal(op string) string {
@@ -164,7 +180,7 @@ func (c *conn) handle(body []byte) error {
 	default:
 		// Adding or removing SSH keys, smartcard operations and anything
 		// else the SSH-key side would serve: management only.
-		if c.forwarded {
+		if c.forwarded && !c.sshAgentRights() {
 			op := fmt.Sprintf("ssh-key-op-%d", body[0])
 			c.audit(c.event(op, "", "deny", c.refusal(op)))
 			return c.send(protocol.FailureFrame())
@@ -173,25 +189,46 @@ func (c *conn) handle(body []byte) error {
 	}
 }
 
-// keyFrame passes a frame to the SSH-key side.
+// keyFrame passes a frame to the SSH-key side: the upstream agent
+// (relayed raw) or the in-process keyring.
 func (c *conn) keyFrame(body []byte) error {
-	backend := c.a.keyring
-	if c.a.cfg.Upstream != "" {
-		if c.upstream == nil {
-			c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
-		}
-		if err := c.upstream.dial(); err != nil {
-			c.a.cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
-			c.audit(c.event("upstream", "", "error", err.Error()))
-			return c.send(protocol.FailureFrame())
-		}
-		backend = c.upstream
+	if c.a.cfg.Upstream == "" {
+		keys := &lockedKeys{backend: c.a.keyring, locked: c.a.lock.isLocked, lifetime: c.a.cfg.DefaultLifetime,
+			confirm: &c.a.keyConfirm, ask: c.a.confirm.confirm}
+		return c.send(serveKeyFrame(keys, body))
 	}
-	keys := &lockedKeys{backend: backend, locked: c.a.lock.isLocked, lifetime: c.a.cfg.DefaultLifetime}
-	if backend == c.a.keyring {
-		keys.confirm, keys.ask = &c.a.keyConfirm, c.a.confirm.confirm
+	if c.a.lock.isLocked() {
+		// As ssh-agent: a locked agent lists nothing and does nothing.
+		if body[0] == protocol.MsgRequestIdentities {
+			return c.send(identitiesNone())
+		}
+		return c.send(protocol.FailureFrame())
 	}
-	return c.send(serveKeyFrame(keys, body))
+	if !c.a.cfg.UpstreamPrivate {
+		if b := withLifetime(body, uint32(c.a.cfg.DefaultLifetime/time.Second)); &b[0] != &body[0] {
+			defer protocol.Wipe(b) // a copy of the added private key
+			body = b
+		}
+	}
+	reply, err := c.relay(body)
+	if err != nil {
+		return c.send(protocol.FailureFrame())
+	}
+	return c.send(reply)
+}
+
+// relay sends one frame to the upstream agent and returns its reply; an
+// error is logged and audited, and the caller answers with a failure.
+func (c *conn) relay(body []byte) ([]byte, error) {
+	if c.upstream == nil {
+		c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
+	}
+	reply, err := c.upstream.roundTrip(body)
+	if err != nil {
+		c.a.cfg.Debug.Printf("pid %d: %v", c.peer.PID, err)
+		c.audit(c.event("upstream", "", "error", err.Error()))
+	}
+	return reply, err
 }
 
 func (c *conn) lockRequest(body []byte) error {
@@ -199,7 +236,7 @@ func (c *conn) lockRequest(body []byte) error {
 	if body[0] == protocol.MsgUnlock {
 		op = "unlock"
 	}
-	if c.forwarded {
+	if c.forwarded && !c.sshAgentRights() {
 		c.audit(c.event(op, "", "deny", c.refusal(op)))
 		return c.send(protocol.FailureFrame())
 	}
@@ -208,11 +245,26 @@ func (c *conn) lockRequest(body []byte) error {
 		c.audit(c.event(op, "", "error", err.Error()))
 		return c.send(protocol.FailureFrame())
 	}
+	// The private ssh-agent gets the request as it came: our lock wipes
+	// the passphrase in place. (A malformed one never reaches it: ssh-agent
+	// exits on a lock request it cannot parse.)
+	var relayed []byte
+	if c.a.cfg.UpstreamPrivate {
+		relayed = bytes.Clone(body)
+		defer protocol.Wipe(relayed)
+	}
 	var ok bool
 	if op == "lock" {
 		ok = c.a.lock.lock(pass)
 	} else {
 		ok = c.a.lock.unlock(pass)
+	}
+	if ok && c.a.cfg.UpstreamPrivate {
+		// The private ssh-agent locks and unlocks with us, so that its
+		// keys are locked where they live too.
+		if reply, err := c.relay(relayed); err == nil && reply[4] != protocol.MsgSuccess {
+			c.a.cfg.Debug.Printf("pid %d: the SSH-key ssh-agent refused %s", c.peer.PID, op)
+		}
 	}
 	if !ok {
 		reason := "already locked"
@@ -263,6 +315,11 @@ func (c *conn) extension(body []byte) error {
 	case protocol.ExtQuery:
 		return c.send(protocol.MarshalQueryReply(protocol.Extensions))
 	case protocol.ExtSessionBind:
+		if c.a.cfg.Upstream != "" {
+			// The upstream enforces its own keys' -h constraints: it must
+			// see the binds of this connection, and checks them itself.
+			c.relay(body)
+		}
 		if err := c.bind(payload); err != nil {
 			// From now on no -h credential is served on this connection.
 			c.bindFailed = true

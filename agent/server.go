@@ -27,8 +27,20 @@ type Config struct {
 	// (llm-agent -t); zero means forever.
 	DefaultLifetime time.Duration
 	// Upstream is the socket of an SSH agent that serves the SSH-key side;
-	// empty means an in-memory keyring.
+	// empty means an in-memory keyring. SSH-key frames are relayed to it
+	// raw, behind the agent's own lock and use-only rules, and so is every
+	// session-bind, so that it enforces its keys' destination constraints.
 	Upstream string
+	// UpstreamPrivate says that Upstream is the agent's own private
+	// ssh-agent, not the user's: lock and unlock reach it too, and -t is
+	// its own (llm-agent passes it on).
+	UpstreamPrivate bool
+	// SSHAgentRights gives the use socket ssh-agent's own rule for SSH-key
+	// requests (llm-agent invoked as ssh-agent, whose SSH_AUTH_SOCK any
+	// local program may use to add keys): adding, removing, lock and
+	// unlock are allowed on a connection unless a session-bind said it is
+	// forwarded or failed. Credential management stays on the admin socket.
+	SSHAgentRights bool
 	// Askpass is the program that confirms uses (LLM_AGENT_ASKPASS or
 	// SSH_ASKPASS); empty means confirm-marked credentials are refused.
 	Askpass string
@@ -354,6 +366,19 @@ func (a *Agent) reap() {
 func (a *Agent) RemoveAll() {
 	n := a.store.removeAll()
 	a.keyring.RemoveAll()
+	if a.cfg.UpstreamPrivate {
+		// The private ssh-agent's keys are the agent's too (a user's
+		// --upstream agent is left alone). While locked it refuses.
+		u := &upstreamKeys{path: a.cfg.Upstream}
+		reply, err := u.roundTrip([]byte{protocol.MsgRemoveAllIdentities})
+		u.Close()
+		if err == nil && reply[4] != protocol.MsgSuccess {
+			err = errors.New("the SSH-key ssh-agent refused remove-all")
+		}
+		if err != nil {
+			a.cfg.Audit.Log(Event{Op: "remove-all", Decision: "error", Reason: "signal: SSH keys: " + err.Error()})
+		}
+	}
 	a.cfg.Audit.Log(Event{Op: "remove-all", Decision: "allow", Reason: fmt.Sprintf("signal: %d credentials removed", n)})
 }
 

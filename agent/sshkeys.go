@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -260,16 +261,19 @@ func (k *lockedKeys) Extension(string, []byte) ([]byte, error) {
 	return nil, sshagent.ErrExtensionUnsupported
 }
 
-// upstreamKeys is a connection to the --upstream agent, dialled on first
-// use by each client connection.
+// upstreamKeys relays SSH-agent frames raw to the upstream agent
+// (--upstream, or llm-agent's private OpenSSH ssh-agent): one connection
+// per client connection, dialled on first use, so that the upstream sees
+// each client's session-binds on the connection its requests come in on.
+// Frames are not parsed on the way: every key type and constraint the
+// upstream knows works.
 type upstreamKeys struct {
 	path string
 	conn net.Conn
-	sshagent.ExtendedAgent
 }
 
 func (u *upstreamKeys) dial() error {
-	if u.ExtendedAgent != nil {
+	if u.conn != nil {
 		return nil
 	}
 	// The upstream path comes from the command line (often $SSH_AUTH_SOCK):
@@ -282,15 +286,81 @@ func (u *upstreamKeys) dial() error {
 		return fmt.Errorf("upstream agent: %w", err)
 	}
 	u.conn = c
-	u.ExtendedAgent = sshagent.NewClient(c)
 	return nil
 }
 
-func (u *upstreamKeys) Close() error {
-	if u.conn != nil {
-		return u.conn.Close()
+// roundTrip sends the request body (message number included) and returns
+// the upstream's reply frame, length included. There is no deadline on
+// the reply: the upstream may be asking the owner (-c) or waiting for a
+// touch on a security key. After an error the connection is dropped, as
+// its stream can no longer be trusted to be in step.
+func (u *upstreamKeys) roundTrip(body []byte) ([]byte, error) {
+	if err := u.dial(); err != nil {
+		return nil, err
 	}
-	return nil
+	reply, err := u.exchange(body)
+	if err != nil {
+		u.Close()
+		return nil, fmt.Errorf("upstream agent: %w", err)
+	}
+	return reply, nil
+}
+
+func (u *upstreamKeys) exchange(body []byte) ([]byte, error) {
+	req := make([]byte, 4+len(body))
+	defer protocol.Wipe(req) // an added key's private half
+	binary.BigEndian.PutUint32(req, uint32(len(body)))
+	copy(req[4:], body)
+	if _, err := u.conn.Write(req); err != nil {
+		return nil, err
+	}
+	var hdr [4]byte
+	if _, err := io.ReadFull(u.conn, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > protocol.MaxFrame {
+		return nil, fmt.Errorf("reply of %d bytes (limit %d)", n, protocol.MaxFrame)
+	}
+	reply := make([]byte, 4+n)
+	copy(reply, hdr[:])
+	if _, err := io.ReadFull(u.conn, reply[4:]); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+func (u *upstreamKeys) Close() error {
+	if u.conn == nil {
+		return nil
+	}
+	err := u.conn.Close()
+	u.conn = nil
+	return err
+}
+
+// withLifetime turns a plain SSH_AGENTC_ADD_IDENTITY into one constrained
+// to secs (the agent's -t for a foreign --upstream, which has its own
+// default). A request that already carries constraints is left as it is:
+// finding a lifetime among them would mean parsing every key type.
+func withLifetime(body []byte, secs uint32) []byte {
+	if body[0] != protocol.MsgAddIdentity || secs == 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)+5)
+	out = append(out, protocol.MsgAddIDConstrained)
+	out = append(out, body[1:]...)
+	out = append(out, sshagentConstrainLifetime)
+	return binary.BigEndian.AppendUint32(out, secs)
+}
+
+// sshagentConstrainLifetime is SSH_AGENT_CONSTRAIN_LIFETIME.
+const sshagentConstrainLifetime = 1
+
+// identitiesNone is SSH_AGENT_IDENTITIES_ANSWER with no keys: what a
+// locked agent lists.
+func identitiesNone() []byte {
+	return []byte{0, 0, 0, 5, protocol.MsgIdentitiesAnswer, 0, 0, 0, 0}
 }
 
 // serveKeyFrame hands one frame (message number included) to

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -26,7 +27,7 @@ import (
 )
 
 const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H known_hosts]
-                 [--upstream path] [--audit-log file]
+                 [--upstream path] [--ssh-agent path|none] [--audit-log file]
                  [--oauth-endpoint provider=url] [command [arg ...]]
        llm-agent [-c | -s] -k
 `
@@ -39,21 +40,44 @@ type options struct {
 	kill      bool
 	life      string
 	upstream  string
+	sshAgent  string // --ssh-agent: the OpenSSH ssh-agent for SSH keys, or "none"
 	auditLog  string
 	known     []string
 	endpoints []string // --oauth-endpoint PROVIDER=URL
 	command   []string
 
+	// names are the variables printed and read: llm-agent's, or
+	// ssh-agent's under that name (see parseSSH).
+	names names
+	// ssh-agent's -E, -P and -O, passed on to the SSH-key child.
+	hash      string
+	providers string
+	agentOpts []string
+
 	// Internal: set on the re-executed daemon process.
 	child     bool
+	sshName   bool // the daemon of an agent invoked as ssh-agent
 	parentPID int
 	cleanDir  string
 }
 
 // Main runs llm-agent with args (without the program name) and returns
-// the exit status.
-func Main(args []string) int {
+// the exit status. Invoked under the name ssh-agent (a symlink or a copy),
+// it is a drop-in for OpenSSH's: see Named.
+func Main(args []string) int { return Named(filepath.Base(os.Args[0]), args) }
+
+// Named runs the agent as the program name: "ssh-agent" takes OpenSSH
+// ssh-agent's command line and prints its variables, anything else is
+// llm-agent's own interface.
+func Named(name string, args []string) int {
 	stderr := os.Stderr
+	if name == "ssh-agent" {
+		o, err := parseSSH(args)
+		if err != nil {
+			return sshParseFailure(err, stderr)
+		}
+		return run(o, stderr)
+	}
 	o, err := parse(args, stderr)
 	if err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -63,6 +87,10 @@ func Main(args []string) int {
 		fmt.Fprint(stderr, usage)
 		return 1
 	}
+	return run(o, stderr)
+}
+
+func run(o *options, stderr io.Writer) int {
 	if o.child {
 		return runChild(o)
 	}
@@ -73,7 +101,7 @@ func Main(args []string) int {
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
+	o := &options{names: llmNames}
 	fs := pflag.NewFlagSet("llm-agent", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SetInterspersed(false)
@@ -89,19 +117,27 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVarP(&o.kill, "kill", "k", false, "kill the agent named by LLM_AGENT_PID")
 	fs.StringVarP(&o.life, "lifetime", "t", "", "default lifetime of credentials (90, 30m, 8h, 1h30m)")
 	fs.StringVar(&o.upstream, "upstream", "", "serve SSH keys from the agent at `path` instead of an in-memory keyring")
+	fs.StringVar(&o.sshAgent, "ssh-agent", "", "serve SSH keys with a private OpenSSH ssh-agent at `path` (default: ssh-agent on PATH), or none for the in-process keyring")
 	fs.StringVar(&o.auditLog, "audit-log", "", "append JSON audit records to `file` (mode 0600)")
 	fs.StringArrayVarP(&o.known, "known-hosts", "H", nil, "name hosts from known_hosts `file` (repeatable; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
 	fs.StringArrayVar(&o.endpoints, "oauth-endpoint", nil, "refresh `provider=url`'s OAuth tokens at url instead of the provider's token endpoint (repeatable)")
 	fs.BoolVar(&o.child, "daemon-child", false, "")
+	fs.BoolVar(&o.sshName, "ssh-name", false, "")
+	fs.StringVar(&o.hash, "fingerprint-hash", "", "")
+	fs.StringVar(&o.providers, "allowed-providers", "", "")
+	fs.StringArrayVar(&o.agentOpts, "agent-option", nil, "")
 	fs.IntVar(&o.parentPID, "parent-pid", 0, "")
 	fs.StringVar(&o.cleanDir, "clean-dir", "", "")
-	for _, n := range []string{"daemon-child", "parent-pid", "clean-dir"} {
+	for _, n := range []string{"daemon-child", "parent-pid", "clean-dir", "ssh-name", "fingerprint-hash", "allowed-providers", "agent-option"} {
 		fs.MarkHidden(n)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	o.command = fs.Args()
+	if o.sshName {
+		o.names = sshNames
+	}
 	switch {
 	case o.csh && o.sh:
 		return nil, errors.New("-c and -s are mutually exclusive")
@@ -154,23 +190,37 @@ func (o *options) cshStyle() bool {
 	return strings.HasSuffix(os.Getenv("SHELL"), "csh")
 }
 
-// printEnv prints the variables for eval. sshSock, when true, adds
-// SSH_AUTH_SOCK=sock: see needSSHAuthSock.
-func printEnv(w io.Writer, csh bool, sock string, pid int, sshSock bool) {
-	if csh {
-		fmt.Fprintf(w, "setenv LLM_AUTH_SOCK %s;\n", sock)
-		if sshSock {
-			fmt.Fprintf(w, "setenv SSH_AUTH_SOCK %s;\n", sock)
+// printEnv prints the variables for eval, in ssh-agent's forms. sshSock,
+// when true, adds SSH_AUTH_SOCK=sock after llm-agent's own socket variable:
+// see needSSHAuthSock. pidVar false leaves out the pid variable, as
+// ssh-agent -D and -d do.
+func printEnv(w io.Writer, csh bool, n names, sock string, pid int, sshSock, pidVar bool) {
+	set := func(name, val string) {
+		if csh {
+			fmt.Fprintf(w, "setenv %s %s;\n", name, val)
+		} else {
+			fmt.Fprintf(w, "%s=%s; export %s;\n", name, val, name)
 		}
-		fmt.Fprintf(w, "setenv LLM_AGENT_PID %d;\n", pid)
-	} else {
-		fmt.Fprintf(w, "LLM_AUTH_SOCK=%s; export LLM_AUTH_SOCK;\n", sock)
-		if sshSock {
-			fmt.Fprintf(w, "SSH_AUTH_SOCK=%s; export SSH_AUTH_SOCK;\n", sock)
-		}
-		fmt.Fprintf(w, "LLM_AGENT_PID=%d; export LLM_AGENT_PID;\n", pid)
+	}
+	set(n.sock, sock)
+	if sshSock && n.sock != sshNames.sock {
+		set(sshNames.sock, sock)
+	}
+	if pidVar {
+		set(n.pid, strconv.Itoa(pid))
 	}
 	fmt.Fprintf(w, "echo Agent pid %d;\n", pid)
+}
+
+// unsetEnv prints the commands that unset names, for -k.
+func unsetEnv(w io.Writer, csh bool, names ...string) {
+	for _, n := range names {
+		if csh {
+			fmt.Fprintf(w, "unsetenv %s;\n", n)
+		} else {
+			fmt.Fprintf(w, "unset %s;\n", n)
+		}
+	}
 }
 
 // needSSHAuthSock says whether to point SSH_AUTH_SOCK at our use socket:
@@ -205,39 +255,70 @@ func liveSSHAgent(path string, timeout time.Duration) bool {
 	return err == nil && hdr[4] != 0
 }
 
+// kill stops the agent named by the pid variable (-k). Under the name
+// ssh-agent its messages are ssh-agent's, without our prefix.
 func kill(o *options, stdout, stderr io.Writer) int {
-	s := os.Getenv("LLM_AGENT_PID")
+	prefix := "llm-agent: "
+	if o.names == sshNames {
+		prefix = ""
+	}
+	s := os.Getenv(o.names.pid)
 	if s == "" {
-		fmt.Fprintln(stderr, "llm-agent: LLM_AGENT_PID not set, cannot kill agent")
+		fmt.Fprintf(stderr, "%s%s not set, cannot kill agent\n", prefix, o.names.pid)
 		return 1
 	}
 	pid, err := strconv.Atoi(s)
-	if err != nil || pid < 2 {
-		fmt.Fprintf(stderr, "llm-agent: LLM_AGENT_PID=%q, which is not a good PID\n", s)
+	if err != nil || pid < 2 || pid > math.MaxInt32 {
+		if o.names == sshNames {
+			fmt.Fprintf(stderr, "%s=\"%s\", which is not a good PID: %s\n", o.names.pid, s, pidProblem(s))
+		} else {
+			fmt.Fprintf(stderr, "llm-agent: %s=\"%s\", which is not a good PID\n", o.names.pid, s)
+		}
 		return 1
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		fmt.Fprintf(stderr, "llm-agent: kill %d: %v\n", pid, err)
+		fmt.Fprintf(stderr, "%skill: %s\n", prefix, errnoText(err))
 		return 1
 	}
+	vars := []string{o.names.sock}
 	// SSH_AUTH_SOCK goes too when it was ours (as ssh-agent -k unsets
 	// its variables); a user's own ssh-agent stays.
-	ours := os.Getenv("SSH_AUTH_SOCK") != "" && os.Getenv("SSH_AUTH_SOCK") == os.Getenv("LLM_AUTH_SOCK")
-	if o.cshStyle() {
-		fmt.Fprint(stdout, "unsetenv LLM_AUTH_SOCK;\n")
-		if ours {
-			fmt.Fprint(stdout, "unsetenv SSH_AUTH_SOCK;\n")
-		}
-		fmt.Fprint(stdout, "unsetenv LLM_AGENT_PID;\n")
-	} else {
-		fmt.Fprint(stdout, "unset LLM_AUTH_SOCK;\n")
-		if ours {
-			fmt.Fprint(stdout, "unset SSH_AUTH_SOCK;\n")
-		}
-		fmt.Fprint(stdout, "unset LLM_AGENT_PID;\n")
+	if o.names == llmNames && os.Getenv("SSH_AUTH_SOCK") != "" && os.Getenv("SSH_AUTH_SOCK") == os.Getenv("LLM_AUTH_SOCK") {
+		vars = append(vars, "SSH_AUTH_SOCK")
 	}
+	unsetEnv(stdout, o.cshStyle(), append(vars, o.names.pid)...)
 	fmt.Fprintf(stdout, "echo Agent pid %d killed;\n", pid)
 	return 0
+}
+
+// pidProblem says what is wrong with a pid variable, in strtonum's words
+// (as ssh-agent -k reports it).
+func pidProblem(s string) string {
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return "invalid"
+	case err != nil && strings.HasPrefix(s, "-"), n < 2:
+		return "too small"
+	default:
+		return "too large"
+	}
+}
+
+// errnoText is err as perror prints it: the C library's text, capitalised.
+func errnoText(err error) string {
+	msg := err.Error()
+	if msg == "" {
+		return msg
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:]
+}
+
+// exportSSHAuthSock says whether llm-agent, under its own name, also
+// points SSH_AUTH_SOCK at its socket; under the name ssh-agent that is the
+// socket variable itself.
+func (o *options) exportSSHAuthSock() bool {
+	return o.names == llmNames && needSSHAuthSock()
 }
 
 // start creates the socket, then serves in the foreground (-D, -d) or
@@ -290,7 +371,8 @@ func start(o *options, stdout, stderr io.Writer) int {
 	}
 
 	if o.fg || o.debug {
-		printEnv(stdout, o.cshStyle(), sock, os.Getpid(), needSSHAuthSock())
+		// ssh-agent -D/-d prints no pid variable; llm-agent always has.
+		printEnv(stdout, o.cshStyle(), o.names, sock, os.Getpid(), o.exportSSHAuthSock(), o.names == llmNames)
 		if f, ok := stdout.(*os.File); ok {
 			f.Sync()
 		}
@@ -305,12 +387,12 @@ func start(o *options, stdout, stderr io.Writer) int {
 	}
 	l.Close() // the daemon holds its own copies
 	admin.Close()
-	sshSock := needSSHAuthSock()
+	sshSock := o.exportSSHAuthSock()
 	if len(o.command) == 0 {
-		printEnv(stdout, o.cshStyle(), sock, pid, sshSock)
+		printEnv(stdout, o.cshStyle(), o.names, sock, pid, sshSock, true)
 		return 0
 	}
-	return runCommand(o.command, sock, pid, sshSock, stderr)
+	return runCommand(o.command, o.names, sock, pid, sshSock, stderr)
 }
 
 // spawn re-executes this program as the daemon: a new session, cwd /,
@@ -357,6 +439,17 @@ func daemonArgs(o *options, sock, dir string) []string {
 		up, _ := filepath.Abs(o.upstream)
 		args = append(args, "--upstream", up)
 	}
+	if o.sshAgent != "" {
+		p := o.sshAgent
+		if strings.ContainsRune(p, '/') {
+			p, _ = filepath.Abs(p)
+		}
+		args = append(args, "--ssh-agent", p)
+	}
+	if o.names == sshNames {
+		args = append(args, "--ssh-name")
+	}
+	args = append(args, o.childOptions("--fingerprint-hash", "--allowed-providers", "--agent-option")...)
 	if o.auditLog != "" {
 		args = append(args, "--audit-log", o.auditLog)
 	}
@@ -385,11 +478,11 @@ func openAudit(path string) (*os.File, error) {
 
 // runCommand runs the user's command with the agent's variables set, and
 // stops the agent when the command exits, returning its status.
-func runCommand(argv []string, sock string, pid int, sshSock bool, stderr io.Writer) int {
+func runCommand(argv []string, n names, sock string, pid int, sshSock bool, stderr io.Writer) int {
 	defer syscall.Kill(pid, syscall.SIGTERM)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(os.Environ(), "LLM_AUTH_SOCK="+sock, "LLM_AGENT_PID="+strconv.Itoa(pid))
+	cmd.Env = append(os.Environ(), n.sock+"="+sock, n.pid+"="+strconv.Itoa(pid))
 	if sshSock {
 		cmd.Env = append(cmd.Env, "SSH_AUTH_SOCK="+sock)
 	}
@@ -476,7 +569,9 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 		removeSocket(sock, dir)
 		return 1
 	}
-	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known}
+	var childDone chan struct{} // the SSH-key ssh-agent exited
+	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known,
+		SSHAgentRights: o.names == sshNames}
 	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
 	if o.life != "" {
 		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)
@@ -500,8 +595,33 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 			auditW = f
 		}
 		if o.debug {
-			debugW = os.Stderr
 			cfg.Debug = log.New(os.Stderr, fmt.Sprintf("llm-agent[%d]: ", os.Getpid()), 0)
+			debugW = logWriter{cfg.Debug}
+		}
+	}
+	// x/crypto/ssh/agent logs through the standard logger: under -d its
+	// lines carry our prefix too; otherwise they go nowhere.
+	log.SetOutput(cfg.Debug.Writer())
+	log.SetPrefix(cfg.Debug.Prefix())
+	log.SetFlags(0)
+	if o.upstream == "" {
+		path, err := findSSHAgent(o.sshAgent)
+		if err != nil {
+			return fail("%v", err)
+		}
+		if path != "" {
+			var childLog *log.Logger
+			if o.debug {
+				childLog = cfg.Debug
+			}
+			keys, err := startKeysChild(path, o, childLog)
+			if err != nil {
+				return fail("%v", err)
+			}
+			defer keys.stop()
+			childDone = keys.done
+			cfg.Upstream, cfg.UpstreamPrivate = keys.sock, true
+			cfg.Debug.Printf("SSH keys are served by %s (pid %d) on %s", path, keys.cmd.Process.Pid, keys.sock)
 		}
 	}
 	cfg.Audit = agent.NewAuditLog(auditW, debugW)
@@ -539,6 +659,10 @@ loop:
 				status = 1
 			}
 			break loop
+		case <-childDone:
+			// Credentials stay served; SSH-key requests fail from now on.
+			cfg.Debug.Printf("the SSH-key ssh-agent exited; SSH-key requests will fail")
+			childDone = nil
 		case <-parentGone:
 			// The command we were started for is gone (llm-agent cmd).
 			if os.Getppid() != o.parentPID {
@@ -550,4 +674,13 @@ loop:
 	removeSocket(sock, dir)
 	memsafe.Purge()
 	return status
+}
+
+// logWriter writes each Write (one line, as the audit log's debug copy
+// writes them) through a logger, so that it carries the agent's prefix.
+type logWriter struct{ l *log.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.l.Print(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

@@ -11,3 +11,9 @@ func daemonAttr(withParent bool) *syscall.SysProcAttr {
 	}
 	return a
 }
+
+// childAttr makes the SSH-key ssh-agent die with the agent, even when the
+// agent is killed without a chance to stop it.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+}

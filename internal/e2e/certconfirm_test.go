@@ -12,12 +12,14 @@ import (
 
 // TestCertConfirm: a certificate signed by a real CA (ssh-keygen -s) and
 // added with ssh-add -c through LLM_AUTH_SOCK asks the owner before each
-// signature (ssh-keygen -Y sign through the agent). Since a signature under
-// the plain key serves a certificate login too (and the reverse), llm-agent
+// signature (ssh-keygen -Y sign through the agent). With its private
+// OpenSSH ssh-agent (the default), llm-agent asks exactly when ssh-agent
+// does: only under the entry that carries -c; stockAsked records that,
+// checked against a real ssh-agent so the table cannot drift. Its
+// in-process keyring (--ssh-agent none) is stricter: since a signature
+// under the plain key serves a certificate login too (and the reverse), it
 // asks under every blob of a private key any entry of which was added with
-// -c, until that entry is removed. ssh-agent asks only under the entry that
-// carries -c: stockAsked records what it does, checked against a real
-// ssh-agent so the table cannot drift.
+// -c, until that entry is removed (asked).
 func TestCertConfirm(t *testing.T) {
 	t.Parallel()
 	keys := t.TempDir()
@@ -119,6 +121,9 @@ func TestCertConfirm(t *testing.T) {
 					return sock
 				})
 				asked, codes := run(t, func(env []string) string {
+					return StartAgent(t, AgentOptions{Env: env, Args: []string{"--ssh-agent", "none"}}).Sock
+				})
+				childAsked, childCodes := run(t, func(env []string) string {
 					return StartAgent(t, AgentOptions{Env: env}).Sock
 				})
 				for i, s := range tt.signs {
@@ -132,7 +137,10 @@ func TestCertConfirm(t *testing.T) {
 						t.Errorf("the table is wrong about ssh-agent: sign with the %s: asked %v, exit %d", s.with, stockAsked[i], stockCodes[i])
 					}
 					if asked[i] != s.asked || codes[i] != want(s.asked) {
-						t.Errorf("llm-agent: sign with the %s: owner asked %v (want %v), exit %d (want %d)", s.with, asked[i], s.asked, codes[i], want(s.asked))
+						t.Errorf("llm-agent --ssh-agent none: sign with the %s: owner asked %v (want %v), exit %d (want %d)", s.with, asked[i], s.asked, codes[i], want(s.asked))
+					}
+					if childAsked[i] != s.stockAsked || childCodes[i] != want(s.stockAsked) {
+						t.Errorf("llm-agent: sign with the %s: owner asked %v (want %v, as ssh-agent), exit %d (want %d)", s.with, childAsked[i], s.stockAsked, childCodes[i], want(s.stockAsked))
 					}
 				}
 			})
