@@ -206,7 +206,7 @@ func (c *conn) keyFrame(body []byte) error {
 	}
 	if !c.a.cfg.UpstreamPrivate {
 		if b := withLifetime(body, uint32(c.a.cfg.DefaultLifetime/time.Second)); &b[0] != &body[0] {
-			defer protocol.Wipe(b) // a copy of the added private key
+			defer clear(b) // a copy of the added private key
 			body = b
 		}
 	}
@@ -251,7 +251,7 @@ func (c *conn) lockRequest(body []byte) error {
 	var relayed []byte
 	if c.a.cfg.UpstreamPrivate {
 		relayed = bytes.Clone(body)
-		defer protocol.Wipe(relayed)
+		defer clear(relayed)
 	}
 	var ok bool
 	if op == "lock" {

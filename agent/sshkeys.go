@@ -307,27 +307,13 @@ func (u *upstreamKeys) roundTrip(body []byte) ([]byte, error) {
 }
 
 func (u *upstreamKeys) exchange(body []byte) ([]byte, error) {
-	req := make([]byte, 4+len(body))
-	defer protocol.Wipe(req) // an added key's private half
-	binary.BigEndian.PutUint32(req, uint32(len(body)))
-	copy(req[4:], body)
-	if _, err := u.conn.Write(req); err != nil {
+	req := protocol.Frame(body)
+	defer clear(req) // an added key's private half
+	fc := protocol.FrameConn{Conn: u.conn, Max: protocol.MaxFrame}
+	if err := fc.Write(req); err != nil {
 		return nil, err
 	}
-	var hdr [4]byte
-	if _, err := io.ReadFull(u.conn, hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 || n > protocol.MaxFrame {
-		return nil, fmt.Errorf("reply of %d bytes (limit %d)", n, protocol.MaxFrame)
-	}
-	reply := make([]byte, 4+n)
-	copy(reply, hdr[:])
-	if _, err := io.ReadFull(u.conn, reply[4:]); err != nil {
-		return nil, err
-	}
-	return reply, nil
+	return fc.ReadWhole()
 }
 
 func (u *upstreamKeys) Close() error {

@@ -87,6 +87,8 @@ func readBody(r io.Reader, n uint32) ([]byte, error) {
 // Idle bounds the wait for the next request to begin; Frame bounds the rest
 // of a request once its header has arrived, and each write, so that a peer
 // that stalls mid-frame or stops reading cannot hold a goroutine for long.
+// A zero duration means no deadline: a relay to an SSH agent that may be
+// waiting for the owner's confirmation or a touch on a security key.
 type FrameConn struct {
 	Conn  net.Conn
 	Max   uint32        // largest body accepted
@@ -100,7 +102,7 @@ type FrameConn struct {
 // with a failure before hanging up (the stream cannot be resynchronised
 // without reading what was refused).
 func (f *FrameConn) ReadHeader() (uint32, error) {
-	f.Conn.SetReadDeadline(time.Now().Add(f.Idle))
+	f.deadline(f.Conn.SetReadDeadline, f.Idle)
 	return readHeader(f.Conn, f.Max)
 }
 
@@ -108,17 +110,36 @@ func (f *FrameConn) ReadHeader() (uint32, error) {
 // returns the whole frame, header included; the body is frame[4:]. The
 // caller wipes the frame when done with it.
 func (f *FrameConn) ReadBody(n uint32) ([]byte, error) {
-	f.Conn.SetReadDeadline(time.Now().Add(f.Frame))
+	f.deadline(f.Conn.SetReadDeadline, f.Frame)
 	return readBody(f.Conn, n)
+}
+
+// ReadWhole reads the next frame, header included (ReadHeader, then
+// ReadBody).
+func (f *FrameConn) ReadWhole() ([]byte, error) {
+	n, err := f.ReadHeader()
+	if err != nil {
+		return nil, err
+	}
+	return f.ReadBody(n)
 }
 
 // Write sends one complete frame within Frame.
 func (f *FrameConn) Write(frame []byte) error {
-	f.Conn.SetWriteDeadline(time.Now().Add(f.Frame))
+	f.deadline(f.Conn.SetWriteDeadline, f.Frame)
 	if _, err := f.Conn.Write(frame); err != nil {
-		return fmt.Errorf("writing reply: %w", err)
+		return fmt.Errorf("writing frame: %w", err)
 	}
 	return nil
+}
+
+// deadline sets a deadline d from now, or none for d == 0.
+func (f *FrameConn) deadline(set func(time.Time) error, d time.Duration) {
+	var t time.Time
+	if d > 0 {
+		t = time.Now().Add(d)
+	}
+	set(t)
 }
 
 // WriteBody sends body with its length header, in one write and without
@@ -126,10 +147,10 @@ func (f *FrameConn) Write(frame []byte) error {
 func (f *FrameConn) WriteBody(body []byte) error {
 	var hdr [4]byte
 	binary.BigEndian.PutUint32(hdr[:], uint32(len(body)))
-	f.Conn.SetWriteDeadline(time.Now().Add(f.Frame))
+	f.deadline(f.Conn.SetWriteDeadline, f.Frame)
 	bufs := net.Buffers{hdr[:], body}
 	if _, err := bufs.WriteTo(f.Conn); err != nil {
-		return fmt.Errorf("writing reply: %w", err)
+		return fmt.Errorf("writing frame: %w", err)
 	}
 	return nil
 }

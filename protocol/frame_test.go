@@ -213,3 +213,29 @@ func TestFrameConnWrite(t *testing.T) {
 	}
 	t.Logf("two refused writes took %v", time.Since(start))
 }
+
+// TestFrameConnNoDeadline: zero durations wait as long as it takes, for the
+// relay to an SSH agent that may be asking the owner.
+func TestFrameConnNoDeadline(t *testing.T) {
+	us, peer := net.Pipe()
+	defer us.Close()
+	defer peer.Close()
+	f := &protocol.FrameConn{Conn: us, Max: 8}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		got, err := protocol.ReadFrame(peer, 8)
+		if err == nil {
+			_, err = peer.Write(protocol.Frame(got))
+		}
+		if err != nil {
+			t.Errorf("peer: %v", err)
+		}
+	}()
+	if err := f.Write(protocol.Frame([]byte{1, 2})); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	got, err := f.ReadWhole()
+	if err != nil || !bytes.Equal(got, []byte{0, 0, 0, 2, 1, 2}) {
+		t.Fatalf("ReadWhole: %x, %v", got, err)
+	}
+}

@@ -247,12 +247,11 @@ func liveSSHAgent(path string, timeout time.Duration) bool {
 	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return false
 	}
-	if _, err := c.Write([]byte{0, 0, 0, 1, protocol.MsgRequestIdentities}); err != nil {
+	if _, err := c.Write(protocol.Frame([]byte{protocol.MsgRequestIdentities})); err != nil {
 		return false
 	}
-	var hdr [5]byte
-	_, err = io.ReadFull(c, hdr[:])
-	return err == nil && hdr[4] != 0
+	reply, err := protocol.ReadFrame(c, protocol.MaxReply)
+	return err == nil && reply[0] != 0
 }
 
 // kill stops the agent named by the pid variable (-k). Under the name
