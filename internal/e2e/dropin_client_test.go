@@ -43,9 +43,7 @@ func dropInDir(t *testing.T) string {
 // ssh-agent" (startOpenSSHAgent) start ours.
 func TestSSHAgentDropInXCrypto(t *testing.T) {
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		t.Skipf("no go command at %s", goBin)
-	}
+	requireTools(t, "the go command that built this test", goBin)
 	requireTools(t, "apt-get install -y openssh-client", "ssh-agent")
 	dir := dropInDir(t)
 	// From the module root, so that the version tested is the one go.sum
