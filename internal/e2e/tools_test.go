@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -448,7 +447,7 @@ func TestToolsStreaming(t *testing.T) {
 	cmd := exec.Command(bins.Client, "proxy", "--upstream", "openai=http://"+l.Addr().String()+"/v1")
 	cmd.Env = a.Env()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
