@@ -255,7 +255,8 @@ func forwarded(t *testing.T, f *fixture) (stats, stats) {
 // 10,000 credentials.
 func memory(t *testing.T) []row {
 	a := agenttest.Start(t, bins, agenttest.Options{})
-	c, err := protocol.Dial(a.Sock)
+	// The admin socket: the use socket refuses add.
+	c, err := protocol.Dial(a.Admin)
 	if err != nil {
 		t.Fatal(err)
 	}
