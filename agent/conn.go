@@ -245,6 +245,11 @@ func (c *conn) lockRequest(body []byte) error {
 		c.audit(c.event(op, "", "error", err.Error()))
 		return c.send(protocol.FailureFrame())
 	}
+	if c.forwarded {
+		// ssh-agent's rule only: the connection may be a relay from the
+		// server (ssh -R, socat) that sent no session-bind.
+		return c.keysLock(op, body)
+	}
 	// The private ssh-agent gets the request as it came: our lock wipes
 	// the passphrase in place. (A malformed one never reaches it: ssh-agent
 	// exits on a lock request it cannot parse.)
@@ -275,6 +280,33 @@ func (c *conn) lockRequest(body []byte) error {
 		return c.send(protocol.FailureFrame())
 	}
 	c.audit(c.event(op, "", "allow", ""))
+	return c.send(protocol.SuccessFrame())
+}
+
+// keysLock serves lock or unlock under ssh-agent's rule alone: it locks or
+// unlocks the private ssh-agent's SSH keys, never the agent's own lock,
+// which guards the LLM credentials and was never managed from the use
+// socket (a relay could otherwise unlock them, or lock the owner out with
+// a passphrase of its own). While the owner's lock holds, it is refused.
+func (c *conn) keysLock(op string, body []byte) error {
+	deny := func(reason string) error {
+		c.audit(c.event(op, "", "deny", reason))
+		return c.send(protocol.FailureFrame())
+	}
+	switch {
+	case !c.a.cfg.UpstreamPrivate:
+		return deny(op + " on SSH_AUTH_SOCK needs the private ssh-agent (the agent's own lock guards the credentials); use ssh-add on the laptop")
+	case c.a.lock.isLocked():
+		return deny("the agent is locked by its owner; unlock it on the laptop")
+	}
+	reply, err := c.relay(body)
+	if err != nil {
+		return c.send(protocol.FailureFrame())
+	}
+	if reply[4] != protocol.MsgSuccess {
+		return deny("the SSH-key ssh-agent refused " + op)
+	}
+	c.audit(c.event(op, "", "allow", "SSH keys only (the private ssh-agent); the credentials' lock is the owner's"))
 	return c.send(protocol.SuccessFrame())
 }
 
