@@ -38,6 +38,8 @@ type conn struct {
 	// (OpenSSH's session_bind_attempted): no -h credential is served then.
 	bindFailed bool
 	upstream   *upstreamKeys
+	// upstreamOpen: counted in Agent.upstreams; guarded by Agent.mu.
+	upstreamOpen bool
 
 	busy    atomic.Bool
 	elem    *list.Element // in Agent.idle; guarded by Agent.mu
@@ -221,7 +223,8 @@ func (c *conn) keyFrame(body []byte) error {
 // error is logged and audited, and the caller answers with a failure.
 func (c *conn) relay(body []byte) ([]byte, error) {
 	if c.upstream == nil {
-		c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
+		c.upstream = &upstreamKeys{path: c.a.cfg.Upstream,
+			reserve: func() { c.a.reserveUpstream(c) }, release: func() { c.a.releaseUpstream(c) }}
 	}
 	reply, err := c.upstream.roundTrip(body)
 	if err != nil {

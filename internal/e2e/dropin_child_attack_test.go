@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -200,4 +201,98 @@ func TestSSHAgentChildSquat(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSSHAgentChildPrivate: another user on the laptop reaches neither the
+// private ssh-agent's socket (TMPDIR world-writable, as /tmp is) nor its
+// environment; its command line holds nothing but its options; when it is
+// killed, the audit log says so, credentials are still served and SSH-key
+// requests fail.
+func TestSSHAgentChildPrivate(t *testing.T) {
+	requireTools(t, "apt-get install -y openssh-client", "ssh-agent", "ssh-add")
+	stock, err := exec.LookPath("ssh-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := sshtest.NewUser(t, "peek")
+	tmp := t.TempDir()
+	os.Chmod(tmp, 0o1777)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	auditLog := filepath.Join(t.TempDir(), "audit.log")
+	cmd := exec.Command(bins.Agent, "-D", "-a", sock, "--audit-log", auditLog)
+	cmd.Env = append(cleanEnv(), "TMPDIR="+tmp)
+	startGroup(t, cmd)
+	if _, ok := waitFor(10*time.Second, func() bool { return answers(sock) }); !ok {
+		t.Fatal("llm-agent does not answer")
+	}
+	kids := agentChildren(cmd.Process.Pid)
+	if len(kids) != 1 {
+		t.Fatalf("children of the agent: %q, want one", kids)
+	}
+	child := kids[0]
+	argv, _ := os.ReadFile("/proc/" + child + "/cmdline")
+	if got := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00"); len(got) != 3 || got[1] != "-D" || got[2] != "-s" {
+		t.Errorf("the child's command line %q, want %s -D -s", got, stock)
+	}
+	made, _ := filepath.Glob(tmp + "/ssh-*/agent.*")
+	if len(made) != 1 {
+		t.Fatalf("the child's sockets under TMPDIR: %q, want one", made)
+	}
+	if fi, err := os.Stat(filepath.Dir(made[0])); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the child's socket directory: %v, %v; want mode 0700", fi.Mode(), err)
+	}
+	asOther := func(env []string, name string, args ...string) error {
+		c := exec.Command(name, args...)
+		c.Env, c.Dir = env, "/"
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: u.Cred()}
+		return c.Run()
+	}
+	if err := asOther([]string{"SSH_AUTH_SOCK=" + made[0]}, "ssh-add", "-l"); exitCode(err) != 2 {
+		t.Errorf("another user's ssh-add -l on the child's socket: %v, want exit 2 (cannot connect)", err)
+	}
+	for _, pid := range []string{child, strconv.Itoa(cmd.Process.Pid)} {
+		if err := asOther(nil, "cat", "/proc/"+pid+"/environ"); err == nil {
+			t.Errorf("another user reads /proc/%s/environ", pid)
+		}
+	}
+
+	syscall.Kill(mustAtoi(t, child), syscall.SIGKILL)
+	if _, ok := waitFor(5*time.Second, func() bool {
+		b, _ := os.ReadFile(auditLog)
+		return strings.Contains(string(b), `"op":"ssh-agent"`)
+	}); !ok {
+		b, _ := os.ReadFile(auditLog)
+		t.Errorf("no audit record of the child's death:\n%s", b)
+	}
+	env := append(cleanEnv(), "LLM_AUTH_SOCK="+sock, "SSH_AUTH_SOCK="+sock)
+	st := exec.Command(bins.Client, "status")
+	st.Env = env
+	if out, err := st.CombinedOutput(); err != nil {
+		t.Errorf("llm-agent-client status after the child's death: %v\n%s", err, out)
+	}
+	add := exec.Command("ssh-add", "-l")
+	add.Env = env
+	if err := add.Run(); exitCode(err) != 1 {
+		t.Errorf("ssh-add -l after the child's death: %v, want exit 1 (the agent refuses)", err)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
