@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"strings"
 	"testing"
+	"time"
 
 	sshagent "golang.org/x/crypto/ssh/agent"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // TestRelayLockSSHKeysOnly attacks the use socket under the name ssh-agent
@@ -73,5 +75,49 @@ func TestRelayLockSSHKeysOnly(t *testing.T) {
 			}
 			c.run(t, ta, relay)
 		})
+	}
+}
+
+// TestRelayHostileFrames sends what a relay might to break the private
+// ssh-agent or regain rights: malformed lock and unlock (OpenSSH's
+// ssh-agent exits on those), every message type with a junk body, an
+// oversized frame, and after a forwarding session-bind a forged one that
+// says "not forwarding". The child must keep serving, and the forwarded
+// connection must stay without management rights.
+func TestRelayHostileFrames(t *testing.T) {
+	up := startOpenSSHAgent(t)
+	ta := startAgent(t, agent.Config{Upstream: up, UpstreamPrivate: true, SSHAgentRights: true})
+	var junk [][]byte
+	junk = append(junk, []byte{0, 0, 0, 1, 22}, []byte{0, 0, 0, 3, 23, 0xff, 0xff})
+	for typ := 0; typ < 256; typ++ {
+		junk = append(junk, []byte{0, 0, 0, 6, byte(typ), 0xff, 0xff, 0xff, 0xff, 1})
+	}
+	for _, f := range junk {
+		c := dialRaw(t, ta.use)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		c.Write(f)
+		protocol.ReadFrame(c, protocol.MaxFrame) // a failure, or a hang-up
+		c.Close()
+	}
+	big := dialRaw(t, ta.use)
+	big.Write([]byte{0, 4, 0, 1, 11})
+	expectClosed(t, big)
+	if l, err := sshagent.NewClient(dialRaw(t, up)).List(); err != nil {
+		t.Fatalf("the private ssh-agent after the hostile frames: %v, %v", l, err)
+	}
+
+	h := newHostKey(t)
+	c := ta.useRaw(t)
+	if !bind(t, c, h.bindFrame(t, true)) {
+		t.Fatal("forwarding bind refused")
+	}
+	bind(t, c, h.bindFrame(t, false)) // root on the server holds h
+	keys := sshagent.NewClient(c)
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	if err := keys.Add(sshagent.AddedKey{PrivateKey: priv}); err == nil {
+		t.Errorf("a forged non-forwarding bind after a forwarding one regained the right to add keys")
+	}
+	if err := keys.Lock([]byte("x")); err == nil {
+		t.Errorf("a forged non-forwarding bind after a forwarding one regained the right to lock")
 	}
 }
