@@ -38,6 +38,8 @@ type conn struct {
 	// (OpenSSH's session_bind_attempted): no -h credential is served then.
 	bindFailed bool
 	upstream   *upstreamKeys
+	// upstreamOpen: counted in Agent.upstreams; guarded by Agent.mu.
+	upstreamOpen bool
 
 	busy    atomic.Bool
 	elem    *list.Element // in Agent.idle; guarded by Agent.mu
@@ -221,7 +223,8 @@ func (c *conn) keyFrame(body []byte) error {
 // error is logged and audited, and the caller answers with a failure.
 func (c *conn) relay(body []byte) ([]byte, error) {
 	if c.upstream == nil {
-		c.upstream = &upstreamKeys{path: c.a.cfg.Upstream}
+		c.upstream = &upstreamKeys{path: c.a.cfg.Upstream,
+			reserve: func() { c.a.reserveUpstream(c) }, release: func() { c.a.releaseUpstream(c) }}
 	}
 	reply, err := c.upstream.roundTrip(body)
 	if err != nil {
@@ -244,6 +247,11 @@ func (c *conn) lockRequest(body []byte) error {
 	if err != nil {
 		c.audit(c.event(op, "", "error", err.Error()))
 		return c.send(protocol.FailureFrame())
+	}
+	if c.forwarded {
+		// ssh-agent's rule only: the connection may be a relay from the
+		// server (ssh -R, socat) that sent no session-bind.
+		return c.keysLock(op, body)
 	}
 	// The private ssh-agent gets the request as it came: our lock wipes
 	// the passphrase in place. (A malformed one never reaches it: ssh-agent
@@ -275,6 +283,33 @@ func (c *conn) lockRequest(body []byte) error {
 		return c.send(protocol.FailureFrame())
 	}
 	c.audit(c.event(op, "", "allow", ""))
+	return c.send(protocol.SuccessFrame())
+}
+
+// keysLock serves lock or unlock under ssh-agent's rule alone: it locks or
+// unlocks the private ssh-agent's SSH keys, never the agent's own lock,
+// which guards the LLM credentials and was never managed from the use
+// socket (a relay could otherwise unlock them, or lock the owner out with
+// a passphrase of its own). While the owner's lock holds, it is refused.
+func (c *conn) keysLock(op string, body []byte) error {
+	deny := func(reason string) error {
+		c.audit(c.event(op, "", "deny", reason))
+		return c.send(protocol.FailureFrame())
+	}
+	switch {
+	case !c.a.cfg.UpstreamPrivate:
+		return deny(op + " on SSH_AUTH_SOCK needs the private ssh-agent (the agent's own lock guards the credentials); use ssh-add on the laptop")
+	case c.a.lock.isLocked():
+		return deny("the agent is locked by its owner; unlock it on the laptop")
+	}
+	reply, err := c.relay(body)
+	if err != nil {
+		return c.send(protocol.FailureFrame())
+	}
+	if reply[4] != protocol.MsgSuccess {
+		return deny("the SSH-key ssh-agent refused " + op)
+	}
+	c.audit(c.event(op, "", "allow", "SSH keys only (the private ssh-agent); the credentials' lock is the owner's"))
 	return c.send(protocol.SuccessFrame())
 }
 

@@ -67,11 +67,18 @@ type Config struct {
 	// without trying again for this long; default 5 s.
 	RefreshRetry time.Duration
 
-	MaxConns       int           // concurrent connections; default 1024
-	MaxCredentials int           // default 100000
-	MaxStoreBytes  int           // field bytes of all credentials; default 64 MiB
-	IdleTimeout    time.Duration // between requests; default 10 minutes
-	FrameTimeout   time.Duration // to receive a frame once begun, and to write a reply; default 10 s
+	MaxConns int // concurrent connections; default 1024
+	// MaxUpstreamConns caps the connections to the upstream SSH agent
+	// (one per client connection that made an SSH-key request); default
+	// 256, well below the 1024 descriptors an ssh-agent usually has. At
+	// the cap the longest-idle client connection that holds one is closed,
+	// so that a flood cannot leave the upstream out of descriptors, with
+	// new connections queued unaccepted and their requests hung.
+	MaxUpstreamConns int
+	MaxCredentials   int           // default 100000
+	MaxStoreBytes    int           // field bytes of all credentials; default 64 MiB
+	IdleTimeout      time.Duration // between requests; default 10 minutes
+	FrameTimeout     time.Duration // to receive a frame once begun, and to write a reply; default 10 s
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
@@ -94,6 +101,7 @@ type Agent struct {
 	sshAdd map[fileID]string
 
 	mu        sync.Mutex
+	upstreams int // open connections to cfg.Upstream (conn.upstreamOpen)
 	conns     map[*conn]struct{}
 	idle      *list.List // of *conn, least recently active first
 	closed    bool
@@ -106,6 +114,9 @@ type Agent struct {
 func New(cfg Config) *Agent {
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 1024
+	}
+	if cfg.MaxUpstreamConns == 0 {
+		cfg.MaxUpstreamConns = 256
 	}
 	if cfg.MaxCredentials == 0 {
 		cfg.MaxCredentials = 100000
@@ -333,6 +344,37 @@ func (a *Agent) dropLocked(c *conn) {
 	}
 	delete(a.conns, c)
 	a.idle.Remove(c.elem)
+}
+
+// reserveUpstream counts a connection to the upstream agent that c is
+// about to open; at the cap it first closes the longest-idle connection
+// that holds one (its goroutine then closes that upstream connection).
+func (a *Agent) reserveUpstream(c *conn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.upstreams >= a.cfg.MaxUpstreamConns {
+		for e := a.idle.Front(); e != nil; e = e.Next() {
+			v := e.Value.(*conn)
+			if v != c && v.upstreamOpen && !v.busy.Load() && peek(v.nc) != peerPending {
+				a.cfg.Debug.Printf("upstream connection limit %d reached: closing the longest idle connection that holds one (pid %d)", a.cfg.MaxUpstreamConns, v.pid())
+				v.nc.Close()
+				a.dropLocked(v)
+				break
+			}
+		}
+	}
+	a.upstreams++
+	c.upstreamOpen = true
+}
+
+// releaseUpstream uncounts c's connection to the upstream agent.
+func (a *Agent) releaseUpstream(c *conn) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.upstreamOpen {
+		a.upstreams--
+		c.upstreamOpen = false
+	}
 }
 
 // touch moves c to the back of the idle list after a request.

@@ -270,6 +270,9 @@ func (k *lockedKeys) Extension(string, []byte) ([]byte, error) {
 type upstreamKeys struct {
 	path string
 	conn net.Conn
+	// reserve and release, when set, count the connection while it is
+	// open (Agent.reserveUpstream).
+	reserve, release func()
 }
 
 func (u *upstreamKeys) dial() error {
@@ -279,10 +282,16 @@ func (u *upstreamKeys) dial() error {
 	// The upstream path comes from the command line (often $SSH_AUTH_SOCK):
 	// refuse one that another user serves, before any key request goes
 	// there or a signature comes back from it.
+	if u.reserve != nil {
+		u.reserve()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c, err := peercred.DialOwned(ctx, u.path)
 	cancel()
 	if err != nil {
+		if u.release != nil {
+			u.release()
+		}
 		return fmt.Errorf("upstream agent: %w", err)
 	}
 	u.conn = c
@@ -322,6 +331,9 @@ func (u *upstreamKeys) Close() error {
 	}
 	err := u.conn.Close()
 	u.conn = nil
+	if u.release != nil {
+		u.release()
+	}
 	return err
 }
 

@@ -91,6 +91,12 @@ func Named(name string, args []string) int {
 }
 
 func run(o *options, stderr io.Writer) int {
+	if os.Getenv(keysChildEnv) != "" && o.upstream == "" && o.sshAgent != "none" && !o.kill {
+		// Started by another llm-agent as its SSH-key ssh-agent (through a
+		// wrapper script): starting one more would loop.
+		fmt.Fprintln(stderr, "llm-agent: started as the SSH-key ssh-agent of another llm-agent (an ssh-agent wrapper of llm-agent early in PATH?); give it OpenSSH's with --ssh-agent")
+		return 1
+	}
 	if o.child {
 		return runChild(o)
 	}
@@ -569,6 +575,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 		return 1
 	}
 	var childDone chan struct{} // the SSH-key ssh-agent exited
+	var keysState func() *os.ProcessState
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known,
 		SSHAgentRights: o.names == sshNames}
 	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
@@ -619,6 +626,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 			}
 			defer keys.stop()
 			childDone = keys.done
+			keysState = func() *os.ProcessState { return keys.cmd.ProcessState }
 			cfg.Upstream, cfg.UpstreamPrivate = keys.sock, true
 			cfg.Debug.Printf("SSH keys are served by %s (pid %d) on %s", path, keys.cmd.Process.Pid, keys.sock)
 		}
@@ -660,7 +668,8 @@ loop:
 			break loop
 		case <-childDone:
 			// Credentials stay served; SSH-key requests fail from now on.
-			cfg.Debug.Printf("the SSH-key ssh-agent exited; SSH-key requests will fail")
+			cfg.Audit.Log(agent.Event{Op: "ssh-agent", Decision: "error",
+				Reason: fmt.Sprintf("the SSH-key ssh-agent exited (%v); SSH-key requests fail until llm-agent is restarted", keysState())})
 			childDone = nil
 		case <-parentGone:
 			// The command we were started for is gone (llm-agent cmd).

@@ -2,6 +2,8 @@ package agentcmd
 
 import (
 	"bufio"
+	"bytes"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/llm-agent/llm-agent/internal/peercred"
 )
 
 // keysChild is the private OpenSSH ssh-agent that holds the SSH keys, so
@@ -27,10 +32,19 @@ type keysChild struct {
 	done chan struct{} // closed when the child has exited
 }
 
+// keysChildEnv marks the environment of the SSH-key child. llm-agent
+// started with it is its own child (a wrapper script named ssh-agent that
+// runs llm-agent), and refuses to start another: two such wrappers, or two
+// copies, early in PATH would start each other without end.
+const keysChildEnv = "LLM_AGENT_SSH_KEYS_CHILD"
+
+// llmAgentMain is the main package of llm-agent, as a Go binary records it.
+const llmAgentMain = "github.com/llm-agent/llm-agent/cmd/llm-agent"
+
 // findSSHAgent resolves --ssh-agent: "" means ssh-agent on PATH (or, with
 // PATH unset, the system's default path, as execvp searches), skipping
-// this very executable by device and inode, so that a symlink named
-// ssh-agent to llm-agent does not start itself; "none" means no child. It
+// llm-agent itself (see isLLMAgent), so that a symlink or a copy named
+// ssh-agent does not start llm-agent again; "none" means no child. It
 // returns "" when there is none.
 func findSSHAgent(flag string) (string, error) {
 	switch {
@@ -41,7 +55,7 @@ func findSSHAgent(flag string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("--ssh-agent: %w", err)
 		}
-		if self(p) {
+		if isLLMAgent(p) {
 			return "", fmt.Errorf("--ssh-agent %s is llm-agent itself", flag)
 		}
 		return filepath.Abs(p)
@@ -56,12 +70,23 @@ func findSSHAgent(flag string) (string, error) {
 		}
 		p := filepath.Join(dir, "ssh-agent")
 		fi, err := os.Stat(p)
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 || self(p) {
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 || isLLMAgent(p) {
 			continue
 		}
 		return p, nil
 	}
 	return "", nil
+}
+
+// isLLMAgent reports whether path is this executable (same device and
+// inode) or another build of llm-agent (a copy, another version), by the
+// main package its Go build information names.
+func isLLMAgent(path string) bool {
+	if self(path) {
+		return true
+	}
+	bi, err := buildinfo.ReadFile(path)
+	return err == nil && bi.Path == llmAgentMain
 }
 
 // self reports whether path is this process's own executable (same device
@@ -96,10 +121,11 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 	}
 	k.cmd = exec.Command(path, args...)
 	k.cmd.Dir = "/"
+	k.cmd.Env = append(os.Environ(), keysChildEnv+"=1")
 	if ask := os.Getenv("LLM_AGENT_ASKPASS"); ask != "" {
 		// One askpass confirms every use, SSH keys' (-c) included; ours
 		// runs without a display, so the child's must too.
-		k.cmd.Env = append(os.Environ(), "SSH_ASKPASS="+ask, "SSH_ASKPASS_REQUIRE=force")
+		k.cmd.Env = append(k.cmd.Env, "SSH_ASKPASS="+ask, "SSH_ASKPASS_REQUIRE=force")
 	}
 	k.cmd.SysProcAttr = childAttr()
 	stdout, err := k.cmd.StdoutPipe()
@@ -107,7 +133,12 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		return nil, fmt.Errorf("ssh-agent child: %w", err)
 	}
 	pipesDone := []chan struct{}{make(chan struct{})}
-	if logger != nil {
+	said := &firstLine{}
+	if logger == nil {
+		// Its first line of complaint, for our one-line error when it
+		// fails to start.
+		k.cmd.Stderr = said
+	} else {
 		r, err := k.cmd.StderrPipe()
 		if err != nil {
 			return nil, fmt.Errorf("ssh-agent child: %w", err)
@@ -120,6 +151,7 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		return nil, fmt.Errorf("ssh-agent child: %w", err)
 	}
 	sockLine := make(chan string, 1)
+	var named string
 	go func() {
 		defer close(pipesDone[0])
 		br := bufio.NewReader(stdout)
@@ -141,29 +173,86 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		sock, _, cut := strings.Cut(sock, ";")
 		if !ok || !cut || !filepath.IsAbs(sock) {
 			k.stop()
-			return nil, fmt.Errorf("ssh-agent child %s printed %q, not its socket", path, line)
+			return nil, fmt.Errorf("ssh-agent child %s printed %q, not its socket%s", path, line, said.quoted())
 		}
-		k.sock, k.dir = sock, filepath.Dir(sock)
+		// k.sock and k.dir, which stop removes, are set once the child
+		// is seen to serve there: a bogus line must not make us remove
+		// someone else's socket.
+		named = sock
 	case <-timeout:
 		k.stop()
 		return nil, errors.New("ssh-agent child does not say where its socket is")
 	}
 	for ; ; time.Sleep(10 * time.Millisecond) {
-		c, err := net.DialTimeout("unix", k.sock, time.Second)
+		c, err := net.DialTimeout("unix", named, time.Second)
 		if err == nil {
+			err = k.servedByChild(c.(*net.UnixConn), named)
 			c.Close()
+			if err != nil {
+				k.stop()
+				return nil, fmt.Errorf("ssh-agent child %s: %w", path, err)
+			}
+			k.sock, k.dir = named, filepath.Dir(named)
 			return k, nil
 		}
 		select {
 		case <-k.done:
 			k.stop()
-			return nil, fmt.Errorf("ssh-agent child %s exited before serving: %v", path, k.cmd.ProcessState)
+			return nil, fmt.Errorf("ssh-agent child %s exited before serving: %v%s", path, k.cmd.ProcessState, said.quoted())
 		case <-timeout:
 			k.stop()
 			return nil, errors.New("ssh-agent child does not answer on its socket")
 		default:
 		}
 	}
+}
+
+// servedByChild checks that the socket the child named is served by the
+// child itself, not by another process (another user's agent, the owner's
+// own ssh-agent) that a bogus first line points at: SSH keys and lock
+// passphrases are about to go there.
+func (k *keysChild) servedByChild(c *net.UnixConn, sock string) error {
+	p, err := peercred.FromConn(c)
+	if err != nil {
+		return fmt.Errorf("checking who serves %s: %w", sock, err)
+	}
+	defer p.Close()
+	if p.PID != k.cmd.Process.Pid || p.UID != uint32(os.Getuid()) {
+		return fmt.Errorf("it names the socket %s, which pid %d (uid %d) serves, not the child (pid %d)",
+			sock, p.PID, p.UID, k.cmd.Process.Pid)
+	}
+	return nil
+}
+
+// firstLine keeps the first line written to it (at most 200 bytes) and
+// discards the rest.
+type firstLine struct {
+	mu   sync.Mutex
+	line []byte
+	done bool
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.done {
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
+			p, f.done = p[:i], true
+		}
+		f.line = append(f.line, p[:min(len(p), 200-len(f.line))]...)
+		f.done = f.done || len(f.line) == 200
+	}
+	return len(p), nil
+}
+
+// quoted is ": " and the line, quoted, or "" when nothing was written.
+func (f *firstLine) quoted() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.line) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(": it said %q", strings.TrimRight(string(f.line), "\r"))
 }
 
 // relayLog copies the child's log lines to logger, which carries
@@ -188,8 +277,10 @@ func (k *keysChild) stop() {
 			<-k.done
 		}
 	}
-	os.Remove(k.sock)
-	os.Remove(k.dir)
+	if k.sock != "" {
+		os.Remove(k.sock)
+		os.Remove(k.dir)
+	}
 }
 
 // childOptions are ssh-agent's -E, -P and -O as given, under the flag

@@ -432,16 +432,9 @@ func TestSSHAgentDropInChild(t *testing.T) {
 			if _, ok := waitFor(10*time.Second, func() bool { return answers(sock) }); !ok {
 				t.Fatal("llm-agent as ssh-agent does not answer")
 			}
-			// Any of the agent's threads may have started it.
-			tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
-			var kids []byte
-			for _, task := range tasks {
-				b, _ := os.ReadFile(task)
-				kids = append(kids, b...)
-			}
-			f := strings.Fields(string(kids))
+			f := agentChildren(cmd.Process.Pid)
 			if len(f) != 1 {
-				t.Fatalf("children of the agent: %q, want one", kids)
+				t.Fatalf("children of the agent: %q, want one", f)
 			}
 			child := f[0]
 			exe, _ := os.Readlink("/proc/" + child + "/exe")
