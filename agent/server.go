@@ -37,9 +37,11 @@ type Config struct {
 	UpstreamPrivate bool
 	// SSHAgentRights gives the use socket ssh-agent's own rule for SSH-key
 	// requests (llm-agent invoked as ssh-agent, whose SSH_AUTH_SOCK any
-	// local program may use to add keys): adding, removing, lock and
-	// unlock are allowed on a connection unless a session-bind said it is
-	// forwarded or failed. Credential management stays on the admin socket.
+	// local program may use to add keys): adding and removing keys are
+	// allowed on a connection unless a session-bind said it is forwarded
+	// or failed; lock and unlock there reach the private ssh-agent's keys
+	// only, never the lock that guards the credentials (conn.keysLock).
+	// Credential management stays on the admin socket.
 	SSHAgentRights bool
 	// Askpass is the program that confirms uses (LLM_AGENT_ASKPASS or
 	// SSH_ASKPASS); empty means confirm-marked credentials are refused.

@@ -232,14 +232,17 @@ type firstLine struct {
 	done bool
 }
 
+// Write always reports all of p written: a short count would stop the
+// copy from the child's stderr, whose pipe would then fill and block it.
 func (f *firstLine) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.done {
-		if i := bytes.IndexByte(p, '\n'); i >= 0 {
-			p, f.done = p[:i], true
+		keep := p
+		if i := bytes.IndexByte(keep, '\n'); i >= 0 {
+			keep, f.done = keep[:i], true
 		}
-		f.line = append(f.line, p[:min(len(p), 200-len(f.line))]...)
+		f.line = append(f.line, keep[:min(len(keep), 200-len(f.line))]...)
 		f.done = f.done || len(f.line) == 200
 	}
 	return len(p), nil
