@@ -45,13 +45,25 @@ func TestSSHAgentDropInXCrypto(t *testing.T) {
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	requireTools(t, "the go command that built this test", goBin)
 	requireTools(t, "apt-get install -y openssh-client", "ssh-agent")
-	dir := dropInDir(t)
 	// From the module root, so that the version tested is the one go.sum
-	// pins.
-	cmd := exec.Command(goBin, "test", "-count=1", "-v", "golang.org/x/crypto/ssh/agent")
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	out, err := cmd.CombinedOutput()
+	// pins; first in PATH, dir's ssh-agent.
+	xcrypto := func(dir string, args ...string) ([]byte, error) {
+		cmd := exec.Command(goBin, append([]string{"test", "-count=1", "-v"}, args...)...)
+		cmd.Args = append(cmd.Args, "golang.org/x/crypto/ssh/agent")
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+		return cmd.CombinedOutput()
+	}
+	// The control: with a broken ssh-agent first in PATH the tests fail,
+	// so the ssh-agent they use is the one first in PATH, ours below.
+	broken := t.TempDir()
+	if err := os.Symlink("/bin/false", filepath.Join(broken, "ssh-agent")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := xcrypto(broken, "-run", "^TestAgent$"); err == nil || !strings.Contains(string(out), broken) {
+		t.Fatalf("x/crypto's TestAgent did not fail on %s/ssh-agent (/bin/false): %v\n%s", broken, err, out)
+	}
+	out, err := xcrypto(dropInDir(t))
 	if err != nil {
 		t.Fatalf("go test golang.org/x/crypto/ssh/agent with llm-agent as ssh-agent: %v\n%s", err, out)
 	}
