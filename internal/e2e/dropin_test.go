@@ -78,6 +78,19 @@ func TestSSHAgentDropInRegress(t *testing.T) {
 		}
 	}
 
+	// The control: the suite fails with a broken agent, so the agent it
+	// runs is TEST_SSH_SSHAGENT's, and the passes below are ours.
+	control := filepath.Join(base, "control")
+	if err := os.Mkdir(control, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(control, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runRegress(u, control, "/bin/false", "agent-getpeereid"); err == nil {
+		t.Fatalf("agent-getpeereid passed with /bin/false as the agent: TEST_SSH_SSHAGENT is not used\n%s", out)
+	}
+
 	agents := []struct{ name, path string }{{"llm-agent", filepath.Join(base, "bin", "ssh-agent")}}
 	if os.Getenv("LLM_REGRESS_STOCK") == "1" {
 		agents = append([]struct{ name, path string }{{"stock", "ssh-agent"}}, agents...)
