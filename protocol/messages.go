@@ -274,7 +274,11 @@ type Constraints struct {
 	Confirm      bool   // ask the owner before each use
 	LocalOnly    bool   // never visible on a forwarded connection
 	Destinations []Chain
-	WriteBack    *WriteBack // oauth: rotated tokens go back to this laptop file
+	WriteBack    *WriteBack    // oauth: rotated tokens go back to this laptop file
+	Keychain     *KeychainItem // oauth: rotated tokens go back to this Keychain item
+	// Command, when set, is run on the laptop (sh -c) for the secret; then
+	// Lifetime is how long its value is kept, not the credential.
+	Command string
 }
 
 // AddRequest is the payload of add@llm-agent.
@@ -315,6 +319,12 @@ func (r *AddRequest) Marshal() []byte {
 	}
 	if r.WriteBack != nil {
 		e.writeBack(r.WriteBack)
+	}
+	if r.Keychain != nil {
+		e.keychain(r.Keychain)
+	}
+	if r.Command != "" {
+		e.command(r.Command)
 	}
 	return e.frame()
 }
@@ -357,6 +367,20 @@ func ParseAddRequest(payload []byte) (*AddRequest, error) {
 					break
 				}
 				r.WriteBack = d.writeBack()
+			case ConstraintKeychain:
+				if r.Keychain != nil {
+					d.fail(errors.New("keychain write-back constraint given twice"))
+					break
+				}
+				r.Keychain = d.keychain()
+			case ConstraintCommand:
+				if r.Command != "" {
+					d.fail(errors.New("command constraint given twice"))
+					break
+				}
+				if r.Command = d.text("command", MaxTextLen); d.err == nil && r.Command == "" {
+					d.fail(errors.New("empty command"))
+				}
 			default:
 				if d.err == nil {
 					d.fail(fmt.Errorf("unknown constraint %q", name))
@@ -519,6 +543,11 @@ type Entry struct {
 	AccessExpires int64    // oauth: epoch milliseconds of the access token; 0: unknown
 	HasRefresh    bool
 	NeedsLogin    bool // oauth: the provider refused the refresh token
+	// A credential whose secret comes from a command (add --from-command):
+	Command      string // the command line; "" for any other credential
+	HasValue     bool   // the agent holds a value the command printed
+	ValueExpires int64  // unix seconds when that value is forgotten; 0: never
+	Attention    string // why the last run gave no value; "" when it did
 }
 
 // MarshalListReply returns the reply frame for list@llm-agent.
@@ -540,6 +569,10 @@ func MarshalListReply(entries []Entry) []byte {
 		e.uint64(uint64(x.AccessExpires))
 		e.bool1(x.HasRefresh)
 		e.bool1(x.NeedsLogin)
+		e.string(x.Command)
+		e.bool1(x.HasValue)
+		e.uint64(uint64(x.ValueExpires))
+		e.string(x.Attention)
 	}
 	return e.frame()
 }
@@ -548,8 +581,8 @@ func MarshalListReply(entries []Entry) []byte {
 func ParseListReply(body []byte) ([]Entry, error) {
 	d := &decoder{b: body}
 	n := d.uint32()
-	// Each entry takes at least 36 bytes; refuse counts the body cannot hold.
-	if d.err == nil && uint64(n)*36 > uint64(len(d.b)) {
+	// Each entry takes at least 53 bytes; refuse counts the body cannot hold.
+	if d.err == nil && uint64(n)*53 > uint64(len(d.b)) {
 		return nil, fmt.Errorf("list reply: %d entries do not fit in %d bytes", n, len(d.b))
 	}
 	entries := make([]Entry, 0, n)
@@ -572,6 +605,10 @@ func ParseListReply(body []byte) ([]Entry, error) {
 		x.AccessExpires = int64(d.uint64())
 		x.HasRefresh = d.bool1()
 		x.NeedsLogin = d.bool1()
+		x.Command = d.text("command", MaxTextLen)
+		x.HasValue = d.bool1()
+		x.ValueExpires = int64(d.uint64())
+		x.Attention = d.text("attention", MaxTextLen)
 		entries = append(entries, x)
 	}
 	if err := d.finish(); err != nil {

@@ -37,6 +37,19 @@ func sampleAdds(t testing.TB) map[string]*protocol.AddRequest {
 				field("refresh", "rt-FAKE"), field("access", "at-FAKE"), field("expires", "4102444800000")}},
 			Constraints: protocol.Constraints{Confirm: true, WriteBack: &protocol.WriteBack{Path: "/home/u/.claude/.credentials.json", Format: "claude"}},
 		},
+		"keychain": {
+			Credential: protocol.Credential{Provider: "anthropic", Kind: protocol.KindOAuth, Fields: []protocol.Field{
+				field("refresh", "rt-FAKE"), field("access", "at-FAKE"), field("expires", "4102444800000")}},
+			Constraints: protocol.Constraints{Keychain: &protocol.KeychainItem{Service: "Claude Code-credentials", Account: "alice"}},
+		},
+		"command": {
+			Credential:  protocol.Credential{Provider: "anthropic", Kind: protocol.KindAPI},
+			Constraints: protocol.Constraints{Lifetime: 1800, Command: "op read op://Private/Anthropic/key"},
+		},
+		"command-wellknown": {
+			Credential:  protocol.Credential{Provider: "example", Kind: protocol.KindWellKnown, Fields: []protocol.Field{field("key", "EXAMPLE_TOKEN")}},
+			Constraints: protocol.Constraints{Command: "pass show example/token | head -n1"},
+		},
 	}
 }
 
@@ -59,6 +72,10 @@ func sampleEntries() map[string][]protocol.Entry {
 		},
 		"negative-times": {{Provider: "p", Kind: "api", Added: -1, Expires: -2, AccessExpires: -3}},
 		"needs-login":    {{Provider: "openai", Kind: "oauth", Added: 1700000000, AccessExpires: 1700000001000, HasRefresh: true, NeedsLogin: true}},
+		"command": {
+			{Provider: "anthropic", Kind: "api", Added: 1700000000, Command: "op read op://Private/Anthropic/key", HasValue: true, ValueExpires: 1700001800},
+			{Provider: "google-vertex", Kind: "api", Added: 1700000000, Command: "gcloud auth print-access-token", Attention: "the command exited with status 1"},
+		},
 	}
 }
 

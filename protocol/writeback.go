@@ -40,11 +40,20 @@ func (w *WriteBack) validate(kind, provider string) error {
 // Validate checks the credential (Credential.Validate) and the
 // constraints that depend on it.
 func (r *AddRequest) Validate() error {
+	if r.Command != "" {
+		return r.validateCommand()
+	}
 	if err := r.Credential.Validate(); err != nil {
 		return err
 	}
+	if r.WriteBack != nil && r.Keychain != nil {
+		return errors.New("rotated tokens go back to a file or to the Keychain, not both")
+	}
 	if r.WriteBack != nil {
 		return r.WriteBack.validate(r.Kind, r.Provider)
+	}
+	if r.Keychain != nil {
+		return r.Keychain.validate(r.Kind, r.Provider)
 	}
 	return nil
 }
