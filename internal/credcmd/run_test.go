@@ -8,14 +8,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/llm-agent/llm-agent/internal/proctest"
 	"github.com/llm-agent/llm-agent/memsafe"
 )
 
-// alive reports whether the process whose pid is in file still runs.
+// alive reports whether the process whose pid is in file still runs a
+// second after the run.
 func alive(t *testing.T, file string) bool {
 	t.Helper()
 	b, err := os.ReadFile(file)
@@ -26,28 +27,7 @@ func alive(t *testing.T, file string) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 100 {
-		if !running(pid) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
-// running reports whether pid is a live process, not a zombie (orphans
-// go to pid 1, which in a container may never reap them).
-func running(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// pid (comm) state ...: the state follows the last ')'.
-	i := strings.LastIndexByte(string(stat), ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
+	return !proctest.Gone(pid, time.Second)
 }
 
 func TestRun(t *testing.T) {
