@@ -37,7 +37,7 @@ type Runner struct {
 	Budget  *memsafe.Budget // locked memory for the output
 	Limit   int             // bytes of output at most; more is a Failure
 	Timeout time.Duration   // per run; DefaultTimeout when zero
-	Dir     string          // working directory; "" means $HOME, else /
+	Dir     string          // working directory; "" means $HOME, or / when that is no directory
 	Env     []string        // nil means this process's environment
 }
 
@@ -159,9 +159,9 @@ func (p *proc) kill() { unix.Kill(-p.pgid, unix.SIGKILL) }
 func (r *Runner) start(command string) (*proc, error) {
 	dir := r.Dir
 	if dir == "" {
-		var err error
-		if dir, err = os.UserHomeDir(); err != nil || dir == "" {
-			dir = "/"
+		dir = "/"
+		if home, err := os.UserHomeDir(); err == nil && isDir(home) {
+			dir = home
 		}
 	}
 	// exec would report a missing directory as a missing /bin/sh.
@@ -202,6 +202,11 @@ func (r *Runner) start(command string) (*proc, error) {
 		close(p.exited)
 	}()
 	return p, nil
+}
+
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }
 
 // exitFailure describes a shell that did not exit with status 0.

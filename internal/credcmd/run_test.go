@@ -110,6 +110,12 @@ func TestRunEnvironment(t *testing.T) {
 			t.Errorf("the command saw no %q:\n%s", want, seen)
 		}
 	}
+	// A $HOME that is no directory: the command runs in /.
+	t.Setenv("HOME", filepath.Join(dir, "absent"))
+	var pwd string
+	if _, err := r.Run(context.Background(), "pwd", func(v []byte, _ time.Time) error { pwd = string(v); return nil }); err != nil || pwd != "/" {
+		t.Errorf("without a home directory: ran in %q, %v", pwd, err)
+	}
 }
 
 func TestRunStopped(t *testing.T) {
