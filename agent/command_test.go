@@ -472,3 +472,29 @@ func TestCommandClose(t *testing.T) {
 		t.Error("the command's sleep outlived the agent")
 	}
 }
+
+// BenchmarkCommandGet: a get served from the value held, and a get that
+// runs the command first (the clock is moved past the value's lifetime
+// before each).
+func BenchmarkCommandGet(b *testing.B) {
+	clock := newClock()
+	ta := startAgent(b, agent.Config{Now: clock.Now})
+	c := ta.client(b)
+	mustAdd(b, c, cmdCred("anthropic", "echo sk-FAKE-bench", 60))
+	b.Run("from memory", func(b *testing.B) {
+		wantKey(b, c, "anthropic", "sk-FAKE-bench")
+		for b.Loop() {
+			if _, err := getKey(b, c, "anthropic"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("runs the command", func(b *testing.B) {
+		for b.Loop() {
+			clock.Advance(61 * time.Second)
+			if _, err := getKey(b, c, "anthropic"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
