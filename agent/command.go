@@ -230,7 +230,7 @@ func (cs *commands) run(old *credential) (*credential, error) {
 		var f *credcmd.Failure
 		why := err.Error()
 		if !errors.As(err, &f) {
-			why = "the command gave a value the agent could not store: " + err.Error()
+			why = "the command ran, but its output could not be kept: " + err.Error()
 		}
 		marked := old.withAttention(why, rep.Stderr != "", a.cfg.Now().Add(cs.retry))
 		if !a.store.commit(old, marked) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/agent"
 	"github.com/llm-agent/llm-agent/internal/proctest"
+	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -282,18 +283,20 @@ func TestCommandFailures(t *testing.T) {
 	for _, tt := range []struct {
 		name, bad, why, where string
 	}{
-		{"exit 1", "echo sk-FAKE-NOT-THIS; echo 'op: not signed in' >&2; exit 1", "exited with status 1", stderrLog},
+		{"exit 1", "echo x-$((40+2))-leak; echo 'op: not signed in' >&2; exit 1", "exited with status 1", stderrLog},
 		{"hang", "sleep 30 & echo $! >'PIDFILE'; wait", "did not finish within 500ms", "(see the laptop's audit log)"},
 		{"empty", "true", "printed nothing", "(see the laptop's audit log)"},
 		{"too big", "head -c 70000 /dev/zero | tr '\\0' x", "printed more than 65536 bytes", "(see the laptop's audit log)"},
-		{"bad json", `printf '{"key":"sk-FAKE-NOT-THIS'`, "printed JSON that does not parse (at byte 7: unterminated string)", "(see the laptop's audit log)"},
-		{"json without a value", `echo '{"SecretAccessKey":"sk-FAKE-NOT-THIS"}'`,
+		{"bad json", `printf '{"key":"x-%s-leak' $((40+2))`, "printed JSON that does not parse (at byte 7: unterminated string)", "(see the laptop's audit log)"},
+		{"json without a value", `printf '{"SecretAccessKey":"x-%s-leak"}' $((40+2))`,
 			`printed JSON without a value: no "key", "token", "apiKey", "access_token" or "accessToken" member`, "(see the laptop's audit log)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newCmdDir(t, "")
 			bad := strings.ReplaceAll(tt.bad, "PIDFILE", d.path("pid"))
-			cmd := d.counted(fmt.Sprintf("if [ -e '%s' ]; then echo sk-FAKE-good; else %s; fi", d.path("good"), bad))
+			// Output is made at run time: the command line (in the add's
+			// audit event) does not hold it.
+			cmd := d.counted(fmt.Sprintf("if [ -e '%s' ]; then echo good-$((40+2))-leak; else %s; fi", d.path("good"), bad))
 			mustAdd(t, c, cmdCred("anthropic", cmd, 0))
 			want := `the "anthropic" credential needs attention on the laptop: its command ` + tt.why + " " + tt.where
 			start := time.Now()
@@ -323,7 +326,7 @@ func TestCommandFailures(t *testing.T) {
 				t.Errorf("%d runs within the retry time, want 1", n)
 			}
 			clock.Advance(2 * time.Second)
-			wantKey(t, c, "anthropic", "sk-FAKE-good")
+			wantKey(t, c, "anthropic", "good-42-leak")
 			if e := listEntry(t, c, "anthropic"); e.Attention != "" || !e.HasValue {
 				t.Errorf("list after a good run: %+v", e)
 			}
@@ -342,8 +345,23 @@ func TestCommandFailures(t *testing.T) {
 			t.Errorf("audit log: no %s", want)
 		}
 	}
-	if strings.Contains(audit, "NOT-THIS") || strings.Contains(audit, "sk-FAKE-good") {
+	if strings.Contains(audit, "42-leak") {
 		t.Errorf("audit log: output of the command found:\n%s", audit)
+	}
+}
+
+// TestCommandLockedMemory: output that cannot be read into locked memory
+// is a run that gives no value, said as such.
+func TestCommandLockedMemory(t *testing.T) {
+	ta := startAgent(t, agent.Config{Budget: memsafe.NewBudget(0)})
+	c := ta.client(t)
+	mustAdd(t, c, cmdCred("anthropic", "echo sk-FAKE-nomem", 0))
+	_, err := getKey(t, c, "anthropic")
+	if err == nil || !strings.Contains(err.Error(), "its command ran, but its output could not be kept: out of locked memory") {
+		t.Errorf("get: %v", err)
+	}
+	if e := listEntry(t, c, "anthropic"); !strings.HasPrefix(e.Attention, "the command ran, but its output could not be kept: ") {
+		t.Errorf("list: %+v", e)
 	}
 }
 

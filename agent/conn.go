@@ -453,6 +453,10 @@ func (c *conn) add(payload []byte) error {
 		lifetime = time.Duration(req.Lifetime) * time.Second
 	}
 	provider := req.Provider
+	reason := ""
+	if req.Command != "" {
+		reason = fmt.Sprintf("from command %q, run when a get needs its value", req.Command)
+	}
 	if err := c.a.store.add(req, lifetime, c.a.cfg.Now()); err != nil {
 		code := uint32(protocol.CodeBadRequest)
 		if errors.Is(err, memsafe.ErrLockedMemory) || errors.Is(err, errStoreFull) {
@@ -461,7 +465,7 @@ func (c *conn) add(payload []byte) error {
 		c.audit(c.event("add", provider, "error", err.Error()))
 		return c.fail(code, err.Error())
 	}
-	c.audit(c.event("add", provider, "allow", ""))
+	c.audit(c.event("add", provider, "allow", reason))
 	return c.send(protocol.SuccessFrame())
 }
 

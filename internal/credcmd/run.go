@@ -138,7 +138,7 @@ func (r *Runner) Run(ctx context.Context, command string, use func(value []byte,
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return rep, &Failure{Why: "exited, but a process it started outside its process group kept its output open"}
 	case errors.Is(err, memsafe.ErrLockedMemory):
-		return rep, fmt.Errorf("reading the command's output: %w", err)
+		return rep, err
 	}
 	return rep, failf("could not be read: %v", err)
 }
