@@ -429,9 +429,10 @@ func (c *conn) list() error {
 		return c.fail(protocol.CodeLocked, errLocked.Error())
 	}
 	var entries []protocol.Entry
-	for _, cr := range c.a.store.snapshot(c.a.cfg.Now()) {
+	now := c.a.cfg.Now()
+	for _, cr := range c.a.store.snapshot(now) {
 		if c.visible(cr) {
-			entries = append(entries, cr.entry())
+			entries = append(entries, cr.entry(now))
 		}
 	}
 	return c.send(protocol.MarshalListReply(entries))
@@ -452,6 +453,10 @@ func (c *conn) add(payload []byte) error {
 		lifetime = time.Duration(req.Lifetime) * time.Second
 	}
 	provider := req.Provider
+	reason := ""
+	if req.Command != "" {
+		reason = fmt.Sprintf("from command %q, run when a get needs its value", req.Command)
+	}
 	if err := c.a.store.add(req, lifetime, c.a.cfg.Now()); err != nil {
 		code := uint32(protocol.CodeBadRequest)
 		if errors.Is(err, memsafe.ErrLockedMemory) || errors.Is(err, errStoreFull) {
@@ -460,7 +465,7 @@ func (c *conn) add(payload []byte) error {
 		c.audit(c.event("add", provider, "error", err.Error()))
 		return c.fail(code, err.Error())
 	}
-	c.audit(c.event("add", provider, "allow", ""))
+	c.audit(c.event("add", provider, "allow", reason))
 	return c.send(protocol.SuccessFrame())
 }
 
@@ -519,6 +524,11 @@ func (c *conn) get(payload []byte) error {
 			return deny(failure(req.Provider, err))
 		}
 	}
+	if cr.cons.Command != "" {
+		if err := c.a.commands.check(cr); err != nil {
+			return deny(failure(req.Provider, err))
+		}
+	}
 	if cr.cons.Confirm {
 		ok, reason := c.a.confirm.confirm(c.prompt(req))
 		if !ok {
@@ -528,6 +538,12 @@ func (c *conn) get(payload []byte) error {
 	if cr.kind == protocol.KindOAuth {
 		// Refreshes first if the access token is missing or expiring.
 		if cr, err = c.a.oauth.fresh(cr); err != nil {
+			return deny(failure(req.Provider, err))
+		}
+	}
+	if cr.cons.Command != "" {
+		// Runs the command first if no value is held.
+		if cr, err = c.a.commands.fresh(cr); err != nil {
 			return deny(failure(req.Provider, err))
 		}
 	}

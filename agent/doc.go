@@ -3,7 +3,9 @@
 // server that speaks the SSH agent protocol with the LLM extensions, the
 // per-connection checks, the refresh of OAuth access tokens (refresh.go:
 // on the laptop, single flight per credential, write-back of rotated
-// tokens), and the audit log.
+// tokens), the runs of the commands that print credentials added with
+// --from-command (command.go, through internal/credcmd; the same single
+// flight, flight.go), and the audit log.
 //
 // Frames are read by the agent's own loop through protocol.FrameConn (capped
 // at protocol.MaxFrame, with deadlines; request and reply buffers wiped

@@ -44,32 +44,24 @@ type refresher struct {
 	margin  time.Duration
 	timeout time.Duration
 	retry   time.Duration
+	flights *flights
 
-	mu    sync.Mutex
-	state map[string]*refreshState // by provider
+	mu sync.Mutex
+	// failed holds, by provider, the credential whose last refresh failed
+	// for a network error or the like; until its retryAt, gets hand out
+	// its access token while it is valid, without trying again.
+	failed map[string]failedRefresh
 }
 
-// refreshState is what the refresher remembers about a provider.
-type refreshState struct {
-	flight *flight // the refresh in flight, if any
-	// failed is the credential whose last refresh failed for a network
-	// error or the like; until retryAt, gets hand out its access token
-	// while it is valid, without trying again.
-	failed  *credential
+type failedRefresh struct {
+	cred    *credential
 	retryAt time.Time
-}
-
-// flight is one refresh in flight; done is closed when cred or err is set.
-type flight struct {
-	done chan struct{}
-	cred *credential
-	err  error
 }
 
 func newRefresher(a *Agent) *refresher {
 	cfg := a.cfg
 	r := &refresher{a: a, margin: cfg.RefreshMargin, timeout: cfg.RefreshTimeout, retry: cfg.RefreshRetry,
-		state: make(map[string]*refreshState)}
+		flights: newFlights(a), failed: make(map[string]failedRefresh)}
 	if r.margin <= 0 {
 		r.margin = 30 * time.Second
 	}
@@ -149,62 +141,37 @@ func (r *refresher) fresh(cr *credential) (*credential, error) {
 	if !ok {
 		return cr, r.check(cr)
 	}
-	for {
-		if cr.needsLogin {
-			return nil, errors.New(loginMessage(cr))
-		}
-		now := r.a.cfg.Now()
-		if !r.due(cr, now) {
-			return cr, nil
-		}
-		r.mu.Lock()
-		// A refresh that just finished has replaced cr: use its result.
-		if cur := r.a.store.lookup(cr.provider, now); cur != cr {
-			r.mu.Unlock()
-			if cur == nil {
-				return nil, errNotFound
-			}
-			cr = cur
-			continue
-		}
-		st := r.state[cr.provider]
-		if st == nil {
-			st = &refreshState{}
-			r.state[cr.provider] = st
-		}
-		if st.flight == nil {
-			if st.failed == cr && now.Before(st.retryAt) && valid(cr, now) {
-				r.mu.Unlock()
-				return cr, nil
-			}
-			st.flight = &flight{done: make(chan struct{})}
-			go r.run(st, st.flight, cr, p)
-		}
-		f := st.flight
-		r.mu.Unlock()
-		<-f.done
-		if errors.Is(f.err, errSuperseded) {
-			if cr = r.a.store.lookup(cr.provider, r.a.cfg.Now()); cr == nil {
-				return nil, errNotFound
-			}
-			continue
-		}
-		return f.cred, f.err
-	}
+	return r.flights.do(cr, r.settle, func(old *credential) (*credential, error) { return r.run(old, p) })
 }
 
-// run refreshes old, stores the outcome and completes f.
-func (r *refresher) run(st *refreshState, f *flight, old *credential, p providers.Provider) {
+// settle answers a get of cr without a refresh when its access token is
+// good, or the last refresh failed a moment ago and it is still valid.
+func (r *refresher) settle(cr *credential, now time.Time) (bool, *credential, error) {
+	if cr.needsLogin {
+		return true, nil, errors.New(loginMessage(cr))
+	}
+	if !r.due(cr, now) {
+		return true, cr, nil
+	}
+	r.mu.Lock()
+	f := r.failed[cr.provider]
+	r.mu.Unlock()
+	if f.cred == cr && now.Before(f.retryAt) && valid(cr, now) {
+		return true, cr, nil
+	}
+	return false, nil, nil
+}
+
+// run refreshes old and remembers a failure.
+func (r *refresher) run(old *credential, p providers.Provider) (*credential, error) {
 	cred, failed, err := r.refresh(old, p)
 	r.mu.Lock()
-	st.flight = nil
-	st.failed = nil
+	delete(r.failed, old.provider)
 	if failed {
-		st.failed, st.retryAt = old, r.a.cfg.Now().Add(r.retry)
+		r.failed[old.provider] = failedRefresh{cred: old, retryAt: r.a.cfg.Now().Add(r.retry)}
 	}
 	r.mu.Unlock()
-	f.cred, f.err = cred, err
-	close(f.done)
+	return cred, err
 }
 
 // refresh runs one refresh of old. failed reports a failure after which

@@ -69,6 +69,15 @@ type Config struct {
 	// without trying again for this long; default 5 s.
 	RefreshRetry time.Duration
 
+	// CommandTimeout bounds one run of a credential's command (add
+	// --from-command; llm-agent --command-timeout); default 20 s, below a
+	// client's 30 s.
+	CommandTimeout time.Duration
+	// CommandRetry: after a credential's command gave no value, gets fail
+	// at once with the same reason for this long before the next one runs
+	// the command again; default 5 s.
+	CommandRetry time.Duration
+
 	MaxConns int // concurrent connections; default 1024
 	// MaxUpstreamConns caps the connections to the upstream SSH agent
 	// (one per client connection that made an SSH-key request); default
@@ -97,6 +106,7 @@ type Agent struct {
 	keyConfirm keyConfirm
 	owner      *owner
 	oauth      *refresher
+	commands   *commands
 	sessions   sessions
 	names      *hostNames
 	// sshAdd identifies the local ssh-add programs (see sshAddIDs).
@@ -154,6 +164,7 @@ func New(cfg Config) *Agent {
 		done:    make(chan struct{}),
 	}
 	a.oauth = newRefresher(a)
+	a.commands = newCommands(a)
 	// Without an owner key the agent still serves; guards then refuse it.
 	a.owner, _ = newOwner(cfg.Budget)
 	return a
@@ -399,8 +410,12 @@ func (a *Agent) reap() {
 			return
 		case <-t.C:
 			a.cfg.Audit.Flush()
-			for _, p := range a.store.expire(a.cfg.Now()) {
+			gone, forgotten := a.store.expire(a.cfg.Now())
+			for _, p := range gone {
 				a.cfg.Audit.Log(Event{Op: "expire", Provider: p, Decision: "allow", Reason: "lifetime over"})
+			}
+			for _, p := range forgotten {
+				a.commands.forgot(p)
 			}
 		}
 	}
@@ -442,6 +457,8 @@ func (a *Agent) Close() {
 		c.nc.Close()
 	}
 	a.mu.Unlock()
+	// Runs of credential commands are killed: gets waiting on them end.
+	a.commands.stop()
 	// A connection may sit in a confirm prompt; do not wait on it for long.
 	waited := make(chan struct{})
 	go func() { a.wg.Wait(); close(waited) }()

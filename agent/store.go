@@ -33,6 +33,16 @@ type credential struct {
 	size     int // bytes of field values, counted against the store's cap
 	// needsLogin: the provider refused the refresh token (refresh.go).
 	needsLogin bool
+	// gen tells the adds apart: the copies a command run makes keep it
+	// (command.go), a new add of the provider gets a new one.
+	gen uint64
+	// A credential whose secret a command prints (cons.Command) holds the
+	// command's field only while a value is kept (command.go):
+	valueLife    time.Duration // how long a printed value is kept; 0: until removed
+	valueExpires time.Time     // when the value held is forgotten; zero: never
+	attention    string        // why the last run gave no value ("the command ...")
+	stderrLogged bool          // that run's stderr is in the audit log
+	retryAt      time.Time     // with attention: no new run before
 }
 
 // storedField is a field's value: plain metadata, or a sealed secret.
@@ -69,6 +79,7 @@ type store struct {
 	mu    sync.Mutex
 	creds map[string]*credential
 	bytes int
+	gens  uint64 // adds so far
 }
 
 func newStore(budget *memsafe.Budget, max, maxBytes int) *store {
@@ -88,7 +99,11 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 	for _, f := range req.Fields {
 		c.size += len(f.Name) + len(f.Value)
 	}
-	if lifetime > 0 {
+	switch {
+	case req.Command != "":
+		// The lifetime is the printed value's; the credential stays.
+		c.valueLife = lifetime
+	case lifetime > 0:
 		c.expires = now.Add(lifetime)
 	}
 	// Refuse what could never be opened before sealing anything.
@@ -123,6 +138,8 @@ func (s *store) add(req *protocol.AddRequest, lifetime time.Duration, now time.T
 	if total > s.maxBytes {
 		return fmt.Errorf("%w: it would exceed its limit of %d MiB", errStoreFull, s.maxBytes>>20)
 	}
+	s.gens++
+	c.gen = s.gens
 	s.creds[c.provider] = c
 	s.bytes = total
 	return nil
@@ -182,20 +199,27 @@ func (s *store) deleteLocked(provider string) {
 	}
 }
 
-// expire drops every credential whose lifetime is over and returns their
-// providers.
-func (s *store) expire(now time.Time) []string {
+// expire drops every credential whose lifetime is over, and forgets every
+// value a command printed whose lifetime is over, and returns the
+// providers of each.
+func (s *store) expire(now time.Time) (gone, forgotten []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var gone []string
 	for p, c := range s.creds {
-		if !c.expires.IsZero() && !now.Before(c.expires) {
+		switch {
+		case !c.expires.IsZero() && !now.Before(c.expires):
 			s.deleteLocked(p)
 			gone = append(gone, p)
+		case c.cons.Command != "" && c.has(protocol.CommandField(c.kind)) && !c.holdsValue(now):
+			nc := c.withoutValue()
+			s.bytes += nc.size - c.size
+			s.creds[p] = nc
+			forgotten = append(forgotten, p)
 		}
 	}
 	sort.Strings(gone)
-	return gone
+	sort.Strings(forgotten)
+	return gone, forgotten
 }
 
 // snapshot returns the live credentials sorted by provider.
@@ -212,8 +236,8 @@ func (s *store) snapshot(now time.Time) []*credential {
 	return out
 }
 
-// entry describes c for list@llm-agent.
-func (c *credential) entry() protocol.Entry {
+// entry describes c, as of now, for list@llm-agent.
+func (c *credential) entry(now time.Time) protocol.Entry {
 	e := protocol.Entry{
 		Provider:   c.provider,
 		Kind:       c.kind,
@@ -231,6 +255,12 @@ func (c *credential) entry() protocol.Entry {
 	}
 	if ms, err := strconv.ParseInt(c.plain(protocol.FieldExpires), 10, 64); err == nil {
 		e.AccessExpires = ms
+	}
+	if c.cons.Command != "" {
+		e.Command, e.Attention = c.cons.Command, c.attention
+		if e.HasValue = c.holdsValue(now); e.HasValue && !c.valueExpires.IsZero() {
+			e.ValueExpires = c.valueExpires.Unix()
+		}
 	}
 	return e
 }

@@ -28,7 +28,8 @@ import (
 
 const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H known_hosts]
                  [--upstream path] [--ssh-agent path|none] [--audit-log file]
-                 [--oauth-endpoint provider=url] [command [arg ...]]
+                 [--oauth-endpoint provider=url] [--command-timeout duration]
+                 [command [arg ...]]
        llm-agent [-c | -s] -k
 `
 
@@ -44,6 +45,7 @@ type options struct {
 	auditLog  string
 	known     []string
 	endpoints []string // --oauth-endpoint PROVIDER=URL
+	cmdTime   string   // --command-timeout
 	command   []string
 
 	// names are the variables printed and read: llm-agent's, or
@@ -127,6 +129,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.auditLog, "audit-log", "", "append JSON audit records to `file` (mode 0600)")
 	fs.StringArrayVarP(&o.known, "known-hosts", "H", nil, "name hosts from known_hosts `file` (repeatable; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
 	fs.StringArrayVar(&o.endpoints, "oauth-endpoint", nil, "refresh `provider=url`'s OAuth tokens at url instead of the provider's token endpoint (repeatable)")
+	fs.StringVar(&o.cmdTime, "command-timeout", "", "give a credential's command (add --from-command) at most `duration` (20s, 1m, 500ms; default 20s)")
 	fs.BoolVar(&o.child, "daemon-child", false, "")
 	fs.BoolVar(&o.sshName, "ssh-name", false, "")
 	fs.StringVar(&o.hash, "fingerprint-hash", "", "")
@@ -162,7 +165,28 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if _, err := oauthEndpoints(o.endpoints); err != nil {
 		return nil, err
 	}
+	if _, err := commandTimeout(o.cmdTime); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// commandTimeout parses --command-timeout: ssh's time format or Go's
+// (for fractions of a second); "" is the agent's default.
+func commandTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := protocol.ParseLifetime(s)
+	if err != nil {
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("--command-timeout %q: want a duration such as 20s, 1m or 500ms", s)
+		}
+	}
+	if d <= 0 || d > 10*time.Minute {
+		return 0, fmt.Errorf("--command-timeout %q: want more than 0 and at most 10m", s)
+	}
+	return d, nil
 }
 
 // oauthEndpoints checks and maps the --oauth-endpoint PROVIDER=URL values.
@@ -465,6 +489,9 @@ func daemonArgs(o *options, sock, dir string) []string {
 	for _, e := range o.endpoints {
 		args = append(args, "--oauth-endpoint", e)
 	}
+	if o.cmdTime != "" {
+		args = append(args, "--command-timeout", o.cmdTime)
+	}
 	if dir != "" {
 		args = append(args, "--clean-dir", dir)
 	}
@@ -579,6 +606,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known,
 		SSHAgentRights: o.names == sshNames}
 	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
+	cfg.CommandTimeout, _ = commandTimeout(o.cmdTime)
 	if o.life != "" {
 		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)
 	}

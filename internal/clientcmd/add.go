@@ -80,16 +80,17 @@ func (c *constraintFlags) constraints() (protocol.Constraints, error) {
 }
 
 func runAdd(e *env, args []string) error {
-	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] PROVIDER")
+	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER")
 	var cf constraintFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "read an opencode auth.json entry ({\"type\":...}) from stdin instead of a bare secret")
 	wellknown := fs.String("wellknown", "", "add a wellknown credential whose variable is `NAME`; the token is the secret")
+	fromCommand := fs.String("from-command", "", "the agent runs `COMMAND` (sh -c, on the laptop) for the secret when a get needs it, and again after -t; stdin is not read")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("want exactly one PROVIDER (the secret is read from stdin or a prompt, never from the command line)")
+		return errors.New("want exactly one PROVIDER (the secret is read from stdin or a prompt, or printed by --from-command's COMMAND; never from the command line)")
 	}
 	provider := fs.Arg(0)
 	if err := protocol.ValidName(provider); err != nil {
@@ -97,6 +98,12 @@ func runAdd(e *env, args []string) error {
 	}
 	if *asJSON && *wellknown != "" {
 		return errors.New("--json and --wellknown are mutually exclusive")
+	}
+	if fs.Changed("from-command") && *asJSON {
+		return errors.New("--json and --from-command are mutually exclusive (the command prints the secret alone)")
+	}
+	if fs.Changed("from-command") && strings.TrimSpace(*fromCommand) == "" {
+		return errors.New("--from-command: empty command")
 	}
 	if *wellknown != "" {
 		// exec would refuse it on the server; say so now.
@@ -110,6 +117,14 @@ func runAdd(e *env, args []string) error {
 	}
 	var cred protocol.Credential
 	switch {
+	case fs.Changed("from-command"):
+		// No secret here: the agent runs the command when a get needs it.
+		cons.Command = *fromCommand
+		cred = protocol.Credential{Provider: provider, Kind: protocol.KindAPI}
+		if *wellknown != "" {
+			cred = protocol.Credential{Provider: provider, Kind: protocol.KindWellKnown,
+				Fields: []protocol.Field{{Name: protocol.FieldKey, Value: []byte(*wellknown)}}}
+		}
 	case *asJSON:
 		data, err := readSecret(e, "")
 		if err != nil {
@@ -141,7 +156,8 @@ func runAdd(e *env, args []string) error {
 		}
 	}
 	defer cred.Wipe()
-	if err := cred.Validate(); err != nil {
+	req := &protocol.AddRequest{Credential: cred, Constraints: cons}
+	if err := req.Validate(); err != nil {
 		return err
 	}
 	c, err := connect(e)
@@ -149,10 +165,14 @@ func runAdd(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.Add(&protocol.AddRequest{Credential: cred, Constraints: cons}); err != nil {
+	if err := c.Add(req); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stderr, "Credential added: %s (%s)%s\n", provider, cred.Kind, describeConstraints(cons))
+	source := ""
+	if cons.Command != "" {
+		source = fmt.Sprintf(", from command %q", cons.Command)
+	}
+	fmt.Fprintf(e.stderr, "Credential added: %s (%s%s)%s\n", provider, cred.Kind, source, describeConstraints(cons))
 	return nil
 }
 

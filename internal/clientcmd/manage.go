@@ -57,16 +57,24 @@ func listJSON(w io.Writer, entries []protocol.Entry) error {
 		AccessExpires string   `json:"accessExpires,omitempty"`
 		HasRefresh    bool     `json:"hasRefresh,omitempty"`
 		NeedsLogin    bool     `json:"needsLogin,omitempty"`
+		Command       string   `json:"command,omitempty"`
+		HasValue      bool     `json:"hasValue,omitempty"`
+		ValueExpires  string   `json:"valueExpires,omitempty"`
+		Attention     string   `json:"attention,omitempty"`
 	}
 	out := make([]jsonEntry, 0, len(entries))
 	for _, x := range entries {
 		j := jsonEntry{Provider: x.Provider, Kind: x.Kind, Added: time.Unix(x.Added, 0).UTC().Format(time.RFC3339),
-			Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh, NeedsLogin: x.NeedsLogin}
+			Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh, NeedsLogin: x.NeedsLogin,
+			Command: x.Command, HasValue: x.HasValue, Attention: x.Attention}
 		if x.Expires != 0 {
 			j.Expires = time.Unix(x.Expires, 0).UTC().Format(time.RFC3339)
 		}
 		if x.AccessExpires != 0 {
 			j.AccessExpires = time.UnixMilli(x.AccessExpires).UTC().Format(time.RFC3339)
+		}
+		if x.ValueExpires != 0 {
+			j.ValueExpires = time.Unix(x.ValueExpires, 0).UTC().Format(time.RFC3339)
 		}
 		out = append(out, j)
 	}
@@ -108,9 +116,25 @@ func listTable(w io.Writer, entries []protocol.Entry, now time.Time) error {
 		if x.NeedsLogin {
 			cons = append(cons, "NEEDS A NEW LOGIN (see get)")
 		}
+		if x.Command != "" {
+			cons = append(cons, fmt.Sprintf("from command %q", x.Command), commandState(x, now))
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.Provider, x.Kind, life, strings.Join(cons, ", "))
 	}
 	return tw.Flush()
+}
+
+// commandState says what the agent holds of a credential from a command.
+func commandState(x protocol.Entry, now time.Time) string {
+	switch {
+	case x.Attention != "":
+		return "needs attention: " + x.Attention + " (see get)"
+	case x.HasValue && x.ValueExpires != 0:
+		return "value held, forgotten in " + left(time.Unix(x.ValueExpires, 0).Sub(now))
+	case x.HasValue:
+		return "value held until removed"
+	}
+	return "no value held: the next get runs the command"
 }
 
 func left(d time.Duration) string {

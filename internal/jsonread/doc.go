@@ -17,7 +17,8 @@
 //     value in by byte offsets.
 //
 // Parse returns the tree of spans; Fields reads chosen top-level members
-// of an object into fresh slices; JWTExpiry reads a JWT's exp claim
+// of an object into fresh slices; UnquoteInPlace decodes a string over its
+// own bytes (a value read into locked memory stays there); JWTExpiry reads a JWT's exp claim
 // without verifying anything. StringLen and AppendString write a JSON
 // string into a buffer sized once, so that growth leaves no partial copy
 // of a secret behind.

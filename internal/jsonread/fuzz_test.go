@@ -12,7 +12,8 @@ import (
 // FuzzParse: Parse never panics, agrees with encoding/json except where it
 // is stricter by design, keeps spans inside the input, and its errors are
 // one line; Fields decodes every top-level string as encoding/json does;
-// AppendString writes back what was read, in a buffer sized by StringLen.
+// UnquoteInPlace agrees with it; AppendString writes back what was read,
+// in a buffer sized by StringLen.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`{"access_token":"sk-ant-oat01-FAKE","refresh_token":"rt","expires_in":28800,"scope":"user:inference"}`,
@@ -63,6 +64,11 @@ func FuzzParse(f *testing.F) {
 		for k, fv := range fields {
 			if fv.Kind != String {
 				continue
+			}
+			m, _ := v.Get(k)
+			raw := bytes.Clone(data[m.Start:m.End])
+			if inPlace := UnquoteInPlace(raw, m.Escaped); !bytes.Equal(inPlace, fv.Value) || len(inPlace) > 0 && &inPlace[0] != &raw[1] {
+				t.Fatalf("%q: UnquoteInPlace decoded %q, Unquote %q, or not in place", k, inPlace, fv.Value)
 			}
 			var s string
 			if err := json.Unmarshal(std[k], &s); err != nil || s != string(fv.Value) {

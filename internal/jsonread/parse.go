@@ -414,7 +414,21 @@ func (p *parser) literal(lit string, k Kind) (Value, error) {
 // by reallocation.
 func Unquote(raw []byte, escaped bool) []byte {
 	s := raw[1 : len(raw)-1]
-	out := make([]byte, 0, len(s))
+	return unquote(make([]byte, 0, len(s)), s, escaped)
+}
+
+// UnquoteInPlace decodes a validated raw string (with its quotes) over
+// its own bytes and returns the decoded text, a subslice of raw: a value
+// read into locked memory stays there. The bytes of raw past the result
+// are left as they were.
+func UnquoteInPlace(raw []byte, escaped bool) []byte {
+	// Each escape decodes to fewer bytes than it takes, so the write
+	// position never passes the read position.
+	return unquote(raw[1:1], raw[1:len(raw)-1], escaped)
+}
+
+// unquote appends the decoded string body s to out.
+func unquote(out, s []byte, escaped bool) []byte {
 	if !escaped {
 		return append(out, s...)
 	}
