@@ -20,9 +20,11 @@ func (f *Failure) Error() string { return "the command " + f.Why }
 
 func failf(format string, a ...any) *Failure { return &Failure{Why: fmt.Sprintf(format, a...)} }
 
-// ValueMembers are the members of a JSON answer that can hold the value,
-// in the order they are looked for: the first one present is used.
-var ValueMembers = []string{"key", "token", "apiKey", "access_token", "accessToken"}
+// ValueMembers are the members of a JSON answer that can hold the value.
+// Exactly one may be present: Bitwarden's bws prints the secret's name as
+// "key" beside its "value", and taking either silently could send a name
+// to the provider as a key.
+var ValueMembers = []string{"key", "token", "apiKey", "access_token", "accessToken", "value"}
 
 // ExpiryMembers are the members of a JSON answer that can say when the
 // value expires, in the order they are looked for: an RFC 3339 string,
@@ -86,11 +88,17 @@ func parseJSON(out []byte) ([]byte, time.Time, error) {
 		}
 		break
 	}
+	var present []string
 	for _, name := range ValueMembers {
-		v, ok := root.Get(name)
-		if !ok {
-			continue
+		if _, ok := root.Get(name); ok {
+			present = append(present, name)
 		}
+	}
+	if len(present) > 1 {
+		return nil, time.Time{}, failf("printed JSON with more than one value member (%s): make it print one, e.g. with jq -r", andList(present))
+	}
+	for _, name := range present {
+		v, _ := root.Get(name)
 		if v.Kind != jsonread.String {
 			return nil, time.Time{}, failf("printed JSON whose %q is %s, not a string", name, v.Kind)
 		}
@@ -130,7 +138,12 @@ func expiry(name string, out []byte, v jsonread.Value) (time.Time, error) {
 }
 
 // orList renders names as "a", "b" or "c".
-func orList(names []string) string {
+func orList(names []string) string { return joinList(names, " or ") }
+
+// andList renders names as "a", "b" and "c".
+func andList(names []string) string { return joinList(names, " and ") }
+
+func joinList(names []string, last string) string {
 	q := make([]string, len(names))
 	for i, n := range names {
 		q[i] = strconv.Quote(n)
@@ -138,5 +151,5 @@ func orList(names []string) string {
 	if len(q) == 1 {
 		return q[0]
 	}
-	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+	return strings.Join(q[:len(q)-1], ", ") + last + q[len(q)-1]
 }
