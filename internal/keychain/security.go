@@ -80,6 +80,12 @@ func describe(item protocol.KeychainItem) string {
 	return fmt.Sprintf("Keychain item %q (account %q)", item.Service, item.Account)
 }
 
+// Available reports whether the security tool is on PATH (a Mac).
+func Available() bool {
+	_, err := tool()
+	return err == nil
+}
+
 // tool finds the security tool on PATH now.
 func tool() (string, error) {
 	path, err := exec.LookPath("security")

@@ -162,6 +162,28 @@ type WatchReport struct {
 	Err            error         // /proc could not be read
 }
 
+// ExpectClean fails t unless the watcher read /proc, saw a security
+// process in at least minSeen sweeps (else it proves nothing), and saw no
+// needle; and unless k's argv log holds no needle either. It logs what
+// the watcher measured.
+func (r WatchReport) ExpectClean(t testing.TB, k *Keychain, needles [][]byte, minSeen int) {
+	t.Helper()
+	if r.Err != nil {
+		t.Fatalf("watcher: %v", r.Err)
+	}
+	t.Logf("watcher: %d sweeps of /proc in %v (%.2f ms a sweep), %d command lines read, %d sweeps saw a security process",
+		r.Sweeps, r.Took.Round(time.Millisecond), float64(r.Took.Microseconds())/1000/float64(max(r.Sweeps, 1)), r.Processes, r.SecuritySweeps)
+	for _, h := range r.Hits {
+		t.Errorf("watcher: %s", h)
+	}
+	if r.SecuritySweeps < minSeen {
+		t.Errorf("the watcher saw a security process in %d sweeps, fewer than %d: it proves nothing", r.SecuritySweeps, minSeen)
+	}
+	if hits := Holds(k.ArgvLog(), needles); len(hits) > 0 {
+		t.Errorf("the stand-in's argv log holds forms %v of a secret", hits)
+	}
+}
+
 // Watch starts a Watcher; it polls about every millisecond until Stop.
 func Watch(needles [][]byte) *Watcher {
 	w := &Watcher{needles: needles, stop: make(chan struct{}), done: make(chan struct{})}
