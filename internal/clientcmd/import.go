@@ -43,8 +43,11 @@ func runImport(e *env, args []string) error {
 		return err
 	}
 	*fromKeychain = *fromKeychain || *service != ""
+	cons, err := cf.constraints()
+	if err != nil {
+		return err
+	}
 	var src *importSource
-	var err error
 	switch {
 	case *fromKeychain && fset.NArg() != 0:
 		return errors.New("--keychain reads Claude Code's login from the macOS Keychain: give no FILE")
@@ -55,10 +58,6 @@ func runImport(e *env, args []string) error {
 	default:
 		src, err = fileSource(e, fset.Arg(0), *writeBack)
 	}
-	if err != nil {
-		return err
-	}
-	cons, err := cf.constraints()
 	if err != nil {
 		return err
 	}
