@@ -10,11 +10,12 @@
 //
 // # Why the security tool
 //
-// Claude Code reads and writes the item with /usr/bin/security, so the
-// item's access control trusts that tool; a program that wrote the item
-// through the Keychain API itself would put its own code signature in the
-// item's partition list, and Claude Code would then meet a Keychain prompt
-// at every start. The tool is looked up on PATH at each call (on a Mac it
+// Claude Code reads the item with the security tool (and writes its
+// Keychain items with it, as far as its bundle shows), so the item's
+// access control trusts that tool; a program that wrote the item through
+// the Keychain API itself would put its own code signature in the item's
+// partition list, and Claude Code would then meet a Keychain prompt at
+// every start (reported by ai-usagebar's users, issue 148). The tool is looked up on PATH at each call (on a Mac it
 // is /usr/bin/security; tests put a stand-in, package keychaintest, first
 // on PATH).
 //
@@ -35,11 +36,15 @@
 //
 //	add-generic-password -U -a "ACCOUNT" -s "SERVICE" -X "HEX"
 //
-// to its stdin through a pipe: the same line Claude Code 2.1.328 sends to
-// security -i for its own Keychain items. What the tool does with that
-// line was read in Apple's source, apple-oss-distributions/Security,
-// SecurityTool/macOS/security.c and readline.c (Security-61901, identical
-// in this respect back to Security-57740):
+// to its stdin through a pipe. It is the line that the bundle of Claude
+// Code 2.1.328 builds for the Keychain items whose writing could be read
+// in it (its API key, its device keys; the OAuth login's writer is in
+// compiled bytecode there), sent to security -i the same way, except that
+// Claude Code falls back to -X in argv above 4032 characters. What the
+// tool does with the line was read in Apple's source,
+// apple-oss-distributions/Security, SecurityTool/macOS/security.c and
+// readline.c (Security-61901, identical in this respect back to
+// Security-57740):
 //
 //   - readline reads into a 4096-byte buffer: at most 4095 characters, and
 //     a longer line is cut there, its rest read as the next command (whose
