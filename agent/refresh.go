@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/keychain"
 	"github.com/llm-agent/llm-agent/internal/oauth"
 	"github.com/llm-agent/llm-agent/internal/providers"
 	"github.com/llm-agent/llm-agent/memsafe"
@@ -113,6 +114,8 @@ func loginMessage(cr *credential) string {
 	again := "llm-agent-client import FILE"
 	if wb := cr.cons.WriteBack; wb != nil {
 		again = "llm-agent-client import --write-back " + wb.Path
+	} else if cr.cons.Keychain != nil {
+		again = "llm-agent-client import --keychain --write-back"
 	}
 	return fmt.Sprintf("the %s credential needs a new login: %s on the laptop, then %s", cr.provider, how, again)
 }
@@ -236,7 +239,7 @@ func (r *refresher) refresh(old *credential, p providers.Provider) (cred *creden
 	}
 	a.cfg.Audit.Log(Event{Op: "refresh", Provider: old.provider, Decision: "allow", Reason: reason})
 	a.cfg.Debug.Printf("refresh %s: %s", old.provider, reason)
-	if rotated && old.cons.WriteBack != nil {
+	if rotated && (old.cons.WriteBack != nil || old.cons.Keychain != nil) {
 		r.writeBack(old, nc)
 	}
 	return nc, false, nil
@@ -295,11 +298,19 @@ func (r *refresher) replace(old *credential, tok *oauth.Token) (*credential, err
 	return nc, nil
 }
 
-// writeBack writes nc's tokens to the file old was imported from, if
-// that file's entry still holds old's refresh token.
+// writeBack writes nc's tokens to the file or the macOS Keychain item old
+// was imported from, if that entry still holds old's refresh token. A
+// Keychain write runs the security tool (keychain.WriteBack: no token in
+// any argv) and is bounded by keychain.DefaultTimeout.
 func (r *refresher) writeBack(old, nc *credential) {
 	a := r.a
-	wb := old.cons.WriteBack
+	wb, kc := old.cons.WriteBack, old.cons.Keychain
+	where := ""
+	if kc != nil {
+		where = fmt.Sprintf("the macOS Keychain item %q (account %q)", kc.Service, kc.Account)
+	} else {
+		where = wb.Path
+	}
 	secrets := []*memsafe.Secret{old.secret(protocol.FieldRefresh), nc.secret(protocol.FieldRefresh), nc.secret(protocol.FieldAccess)}
 	res, err := a.cfg.Budget.Reserve(secrets, 0)
 	if err == nil {
@@ -307,10 +318,12 @@ func (r *refresher) writeBack(old, nc *credential) {
 		err = res.Open(secrets[0], func(prev []byte) error {
 			return res.Open(secrets[1], func(refresh []byte) error {
 				return res.Open(secrets[2], func(access []byte) error {
-					return authfile.WriteBack(wb.Path, authfile.Format(wb.Format), old.provider, authfile.Update{
-						Access: access, Refresh: refresh, Expires: accessExpiry(nc).UnixMilli(),
-						Previous: prev, Now: time.Now(),
-					})
+					u := authfile.Update{Access: access, Refresh: refresh, Expires: accessExpiry(nc).UnixMilli(),
+						Previous: prev, Now: time.Now()}
+					if kc != nil {
+						return r.keychainWriteBack(*kc, u)
+					}
+					return authfile.WriteBack(wb.Path, authfile.Format(wb.Format), old.provider, u)
 				})
 			})
 		})
@@ -320,7 +333,22 @@ func (r *refresher) writeBack(old, nc *credential) {
 		a.cfg.Debug.Printf("write-back %s: %v", old.provider, err)
 		return
 	}
-	a.cfg.Audit.Log(Event{Op: "write-back", Provider: old.provider, Decision: "allow", Reason: "rotated tokens written to " + wb.Path})
+	a.cfg.Audit.Log(Event{Op: "write-back", Provider: old.provider, Decision: "allow", Reason: "rotated tokens written to " + where})
+}
+
+// keychainWriteBack writes u to a Keychain item, giving up when the agent
+// closes or after keychain.DefaultTimeout.
+func (r *refresher) keychainWriteBack(item protocol.KeychainItem, u authfile.Update) error {
+	ctx, cancel := context.WithTimeout(context.Background(), keychain.DefaultTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.a.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return keychain.WriteBack(ctx, item, u)
 }
 
 // failure maps an error of check or fresh to get's failure code.

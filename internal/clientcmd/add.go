@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -251,92 +250,6 @@ func toEntry(c *protocol.Credential) authfile.Entry {
 		ent.Fields[f.Name] = f.Value
 	}
 	return ent
-}
-
-func runImport(e *env, args []string) error {
-	fs := flagSet(e, "import", "[-c] [-t life] [-h host]... [--local-only] [--write-back] [--provider P]... FILE")
-	var cf constraintFlags
-	cf.register(fs)
-	providers := fs.StringArray("provider", nil, "import only `P` (repeatable)")
-	writeBack := fs.Bool("write-back", false, "when the agent refreshes an OAuth login and gets a new refresh token, write it back to FILE")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("want exactly one FILE (opencode auth.json, ~/.claude/.credentials.json or ~/.codex/auth.json)")
-	}
-	cons, err := cf.constraints()
-	if err != nil {
-		return err
-	}
-	format, entries, err := authfile.ReadFile(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for i := range entries {
-			entries[i].Wipe()
-		}
-	}()
-	entries, err = authfile.Filter(entries, *providers)
-	if err != nil {
-		return err
-	}
-	if len(entries) == 0 {
-		return fmt.Errorf("%s holds no credentials", fs.Arg(0))
-	}
-	creds := make([]protocol.Credential, len(entries))
-	for i := range entries {
-		creds[i] = fromEntry(entries[i])
-		if err := creds[i].Validate(); err != nil {
-			return fmt.Errorf("%s: %s: %v", fs.Arg(0), entries[i].Provider, err)
-		}
-	}
-	c, err := connect(e)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	// Nothing half-imported: if the agent refuses one, take back the
-	// ones this import added that were not there before.
-	before := map[string]bool{}
-	if list, err := c.List(); err == nil {
-		for _, x := range list {
-			before[x.Provider] = true
-		}
-	}
-	var wb *protocol.WriteBack
-	if *writeBack {
-		abs, err := filepath.Abs(fs.Arg(0))
-		if err != nil {
-			return err
-		}
-		wb = &protocol.WriteBack{Path: abs, Format: string(format)}
-	}
-	var added []string
-	for i := range creds {
-		cons := cons
-		if creds[i].Kind == protocol.KindOAuth {
-			cons.WriteBack = wb // nothing to rotate in the others
-		}
-		if err := c.Add(&protocol.AddRequest{Credential: creds[i], Constraints: cons}); err != nil {
-			for _, p := range added {
-				if !before[p] {
-					c.Remove(p)
-				}
-			}
-			return fmt.Errorf("%s: %s: %w", fs.Arg(0), creds[i].Provider, err)
-		}
-		added = append(added, creds[i].Provider)
-	}
-	for i, p := range added {
-		more := ""
-		if wb != nil && creds[i].Kind == protocol.KindOAuth {
-			more = ", rotated tokens written back"
-		}
-		fmt.Fprintf(e.stderr, "Credential added: %s (from %s file %s%s)%s\n", p, format, fs.Arg(0), more, describeConstraints(cons))
-	}
-	return nil
 }
 
 // wrapEntry returns {"provider": entry}, the shape of an auth.json file

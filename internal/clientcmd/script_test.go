@@ -18,14 +18,17 @@ import (
 
 	"github.com/llm-agent/llm-agent/internal/agentcmd"
 	"github.com/llm-agent/llm-agent/internal/clientcmd"
+	"github.com/llm-agent/llm-agent/internal/keychain/keychaintest"
 )
 
-// TestMain makes this test binary double as llm-agent and llm-agent-client:
+// TestMain makes this test binary double as llm-agent, llm-agent-client
+// and macOS's security tool (the stand-in of package keychaintest):
 // testscript puts links to it under those names on the scripts' PATH.
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"llm-agent":        func() { os.Exit(agentcmd.Main(os.Args[1:])) },
 		"llm-agent-client": func() { os.Exit(clientcmd.Main(os.Args[1:])) },
+		"security":         func() { os.Exit(keychaintest.Main()) }, // macOS's, stood in for
 	})
 }
 

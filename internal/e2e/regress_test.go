@@ -834,8 +834,17 @@ func TestRegressHardenedWhenListening(t *testing.T) {
 	dir := publicDir(t, u)
 	sock := filepath.Join(dir, "agent.sock")
 
+	// Pipe and CloseOnExec under ForkLock, as os.Pipe does where there is
+	// no pipe2 (darwin, where this package must still vet).
 	var fds [2]int
-	if err := syscall.Pipe2(fds[:], syscall.O_CLOEXEC); err != nil {
+	syscall.ForkLock.RLock()
+	err := syscall.Pipe(fds[:])
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
 		t.Fatal(err)
 	}
 	r, w := os.NewFile(uintptr(fds[0]), "pipe-r"), os.NewFile(uintptr(fds[1]), "pipe-w")

@@ -36,13 +36,15 @@ func TestVet(t *testing.T) {
 	run(t, nil, "go", "vet", "./...")
 }
 
-// TestDarwin keeps the laptop side compiling for macOS, which CI cannot run.
+// TestDarwin keeps the whole module compiling and vetted for macOS, which
+// CI cannot run: the laptop side runs there, and the Linux-only parts
+// (server side, test harnesses) must keep their per-OS files in order so
+// that this stays true.
 func TestDarwin(t *testing.T) {
 	for _, arch := range []string{"arm64", "amd64"} {
 		env := []string{"GOOS=darwin", "GOARCH=" + arch, "CGO_ENABLED=0"}
-		run(t, env, "go", "build", "-o", os.DevNull, "./cmd/llm-agent")
-		run(t, env, "go", "build", "-o", os.DevNull, "./cmd/llm-agent-client")
-		run(t, env, "go", "vet", "./protocol/", "./memsafe/", "./agent/", "./internal/agentcmd/", "./internal/clientcmd/", "./internal/peercred/", "./internal/hostkeys/", "./internal/authfile/")
+		run(t, env, "go", "build", "./...")
+		run(t, env, "go", "vet", "./...")
 	}
 }
 

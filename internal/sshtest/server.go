@@ -243,7 +243,7 @@ func (s *Server) launch(sshdPath string) error {
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	// Do not leave sshd behind if the test binary dies without cleanup.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = dieWithParent()
 
 	p := &sshdProc{cmd: cmd, exited: make(chan struct{})}
 	s.proc = p
