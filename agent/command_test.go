@@ -96,7 +96,7 @@ func TestCommandOutput(t *testing.T) {
 		{"json key", `{"key":"sk-FAKE-json"}`, "sk-FAKE-json"},
 		{"json token escaped", "\n {\"token\":\"ya29.FAKE\\u002d\\\"q\\\"\",\"expires_at\":null}\n", `ya29.FAKE-"q"`},
 		{"json apiKey", `{"apiKey":"sk-FAKE-apikey","other":[1,{"x":true}]}`, "sk-FAKE-apikey"},
-		{"json access_token", `{"access_token":"at-FAKE","accessToken":"later"}`, "at-FAKE"},
+		{"json access_token", `{"access_token":"at-FAKE","token_type":"Bearer"}`, "at-FAKE"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newCmdDir(t, tt.out)
@@ -289,7 +289,7 @@ func TestCommandFailures(t *testing.T) {
 		{"too big", "head -c 70000 /dev/zero | tr '\\0' x", "printed more than 65536 bytes", "(see the laptop's audit log)"},
 		{"bad json", `printf '{"key":"x-%s-leak' $((40+2))`, "printed JSON that does not parse (at byte 7: unterminated string)", "(see the laptop's audit log)"},
 		{"json without a value", `printf '{"SecretAccessKey":"x-%s-leak"}' $((40+2))`,
-			`printed JSON without a value: no "key", "token", "apiKey", "access_token" or "accessToken" member`, "(see the laptop's audit log)"},
+			`printed JSON without a value: no "key", "token", "apiKey", "access_token", "accessToken" or "value" member`, "(see the laptop's audit log)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newCmdDir(t, "")

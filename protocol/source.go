@@ -74,6 +74,13 @@ func (k *KeychainItem) validate(kind, provider string) error {
 		if err := checkText([]byte(f.v), MaxKeychainText); err != nil {
 			return fmt.Errorf("the Keychain item's %s %w", f.name, err)
 		}
+		// The agent writes the item through security -i's command line,
+		// whose tokenizer reads quotes and backslashes and is byte-based.
+		for _, c := range []byte(f.v) {
+			if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+				return fmt.Errorf("the Keychain item's %s holds %q; security -i could not carry it (want printable ASCII without quotes or backslashes)", f.name, c)
+			}
+		}
 	}
 	return nil
 }

@@ -45,6 +45,9 @@ func TestScripts(t *testing.T) {
 			env.Setenv("LLM_AGENT_ASKPASS", "")
 			env.Setenv("SSH_ASKPASS", "")
 			env.Setenv("SHELL", "/bin/sh")
+			// Under -race every program a script runs (this test binary)
+			// would sleep 1 s at exit (the race runtime's default).
+			env.Setenv("GORACE", "atexit_sleep_ms=0")
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
