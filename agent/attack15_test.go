@@ -2,12 +2,20 @@ package agent_test
 
 import (
 	"bytes"
+	"fmt"
 	"log"
+	"os"
+	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	sshagent "golang.org/x/crypto/ssh/agent"
+
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // gate is a debug writer that holds the first write containing match
@@ -83,5 +91,153 @@ func TestAttackReAddAfterCommit(t *testing.T) {
 	}
 	if n := fresh.runs(t); n != 1 {
 		t.Errorf("new command: %d runs, want 1", n)
+	}
+}
+
+// TestAttackForwardedCannotAddCommand: no non-admin path (the use socket,
+// a forwarded connection on the admin socket) can add a command
+// credential, replace one by a credential with another command, or add a
+// Keychain write-back target; nothing runs and the store is unchanged.
+func TestAttackForwardedCannotAddCommand(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	admin := ta.client(t)
+	d := newCmdDir(t, "sk-FAKE-owner\n")
+	mustAdd(t, admin, cmdCred("anthropic", d.printer(), 0))
+	pwned := d.path("pwned")
+	evil := cmdCred("anthropic", "touch '"+pwned+"'; echo sk-FAKE-evil", 0)
+	evilNew := cmdCred("evil", "touch '"+pwned+"'; echo sk-FAKE-evil", 0)
+	kc := &protocol.AddRequest{Credential: protocol.Credential{Provider: "anthropic", Kind: protocol.KindOAuth,
+		Fields: []protocol.Field{{Name: protocol.FieldRefresh, Value: []byte("rt-FAKE")}, {Name: protocol.FieldAccess, Value: []byte("at-FAKE")}}},
+		Constraints: protocol.Constraints{Keychain: &protocol.KeychainItem{Service: "Claude Code-credentials", Account: "victim"}}}
+	for name, c := range map[string]*protocol.Client{
+		"use socket":              newClient(ta.useRaw(t)),
+		"forwarded on admin":      ta.boundClient(t, newHostKey(t)),
+		"two hops on admin":       ta.boundClient(t, newHostKey(t), newHostKey(t)),
+		"use socket after a bind": func() *protocol.Client { c := ta.useRaw(t); bind(t, c, newHostKey(t).bindFrame(t, false)); return newClient(c) }(),
+	} {
+		for what, r := range map[string]*protocol.AddRequest{"replace": evil, "new": evilNew, "keychain": kc} {
+			if err := c.Add(r); failureCode(err) != protocol.CodeNotPermitted {
+				t.Errorf("%s: add (%s): %v, want not permitted", name, what, err)
+			}
+		}
+		if err := c.Remove("anthropic"); failureCode(err) != protocol.CodeNotPermitted {
+			t.Errorf("%s: remove: %v", name, err)
+		}
+	}
+	wantKey(t, admin, "anthropic", "sk-FAKE-owner")
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("a forwarded add made the laptop run its command")
+	}
+	if list, _ := admin.List(); len(list) != 1 || list[0].Command != d.printer() {
+		t.Errorf("store changed: %+v", list)
+	}
+}
+
+// TestAttackHostileCommands: commands that hang, flood, trickle, close
+// stdout and live on, or leave their process group holding stdout or
+// stderr, end within the timeout plus a small grace; meanwhile list,
+// status, the SSH-key side and gets of other credentials answer at once;
+// 50 failing runs leave no file descriptors or goroutines behind.
+func TestAttackHostileCommands(t *testing.T) {
+	const timeout = time.Second
+	ta := startAgent(t, agent.Config{CommandTimeout: timeout})
+	admin := ta.client(t)
+	good := newCmdDir(t, "sk-FAKE-good\n")
+	mustAdd(t, admin, cmdCred("good", good.printer(), 0))
+	wantKey(t, admin, "good", "sk-FAKE-good")
+	hostile := []struct{ name, cmd, why string }{
+		{"never exits", "sleep 30", "did not finish within"},
+		{"100 MB", "head -c 100000000 /dev/zero", "printed more than"},
+		{"trickles forever", "while :; do printf x; sleep 0.05; done", "did not finish within"},
+		{"closes stdout, runs on", "exec >&-; sleep 30", "did not finish within"},
+		{"setsid child holds stdout", "setsid sleep 3 & echo sk-FAKE-x", "kept its output open"},
+		{"double fork holds stderr", "( setsid sh -c 'sleep 3' >/dev/null & ); echo sk-FAKE-y; exit 3", "exited with status 3"},
+		{"setsid child holds both, shell hangs", "setsid sleep 3 & sleep 30", "did not finish within"},
+	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	// Clients first: their sockets are not the leak looked for.
+	const runs = 50
+	clients := make([]*protocol.Client, runs)
+	for i := range clients {
+		clients[i] = newClient(ta.useRaw(t))
+	}
+	for i := range runs {
+		h := hostile[i%len(hostile)]
+		mustAdd(t, admin, cmdCred(fmt.Sprintf("h%02d", i), h.cmd, 0))
+	}
+	keys := sshagent.NewClient(dialRaw(t, ta.sock))
+	runtime.GC()
+	fds0, gs0 := fds(), runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	var maxTook atomic.Int64
+	// Two waves of 25: 50 shells forking at once on a small shared CI
+	// machine measure its scheduler, not the agent.
+	for i, c := range clients {
+		if i == runs/2 {
+			wg.Wait()
+		}
+		h := hostile[i%len(hostile)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			_, err := getKey(t, c, fmt.Sprintf("h%02d", i))
+			took := time.Since(start)
+			if cur := maxTook.Load(); int64(took) > cur {
+				maxTook.CompareAndSwap(cur, int64(took))
+			}
+			if h.name == "setsid child holds stdout" && err == nil {
+				return // killed before it left the group: a clean run
+			}
+			if err == nil || !strings.Contains(err.Error(), h.why) {
+				t.Errorf("%s: %v, want %q", h.name, err, h.why)
+			}
+		}()
+	}
+	// While the second wave hangs: the rest of the agent answers.
+	time.Sleep(200 * time.Millisecond)
+	check := func(what string, f func() error) {
+		start := time.Now()
+		if err := f(); err != nil {
+			t.Errorf("%s during the runs: %v", what, err)
+		}
+		took := time.Since(start)
+		t.Logf("%s during the runs: %v", what, took)
+		if took > time.Second {
+			t.Errorf("%s during the runs took %v", what, took)
+		}
+	}
+	check("list", func() error { _, err := admin.List(); return err })
+	check("status", func() error { _, err := admin.Status(); return err })
+	check("ssh-add -l", func() error { _, err := keys.List(); return err })
+	check("get of another credential", func() error { _, err := getKey(t, admin, "good"); return err })
+	wg.Wait()
+	t.Logf("%d hostile runs, longest get %v (timeout %v)", runs, time.Duration(maxTook.Load()), timeout)
+	if took := time.Duration(maxTook.Load()); took > timeout+1500*time.Millisecond {
+		t.Errorf("a hostile run held its get for %v", took)
+	}
+	// The runs' own goroutines and pipes end with them.
+	var fds1, gs1 int
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		runtime.GC()
+		fds1, gs1 = fds(), runtime.NumGoroutine()
+		if (fds1 <= fds0 && gs1 <= gs0) || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("fds %d -> %d, goroutines %d -> %d", fds0, fds1, gs0, gs1)
+	if fds1 > fds0 || gs1 > gs0 {
+		t.Errorf("after %d failing runs: fds %d -> %d, goroutines %d -> %d", runs, fds0, fds1, gs0, gs1)
+	}
+	for i := range runs {
+		if e := listEntry(t, admin, fmt.Sprintf("h%02d", i)); (e.Attention == "") == !e.HasValue {
+			t.Errorf("h%02d: list %+v", i, e)
+		}
 	}
 }
