@@ -110,10 +110,14 @@ func TestAttackForwardedCannotAddCommand(t *testing.T) {
 		Fields: []protocol.Field{{Name: protocol.FieldRefresh, Value: []byte("rt-FAKE")}, {Name: protocol.FieldAccess, Value: []byte("at-FAKE")}}},
 		Constraints: protocol.Constraints{Keychain: &protocol.KeychainItem{Service: "Claude Code-credentials", Account: "victim"}}}
 	for name, c := range map[string]*protocol.Client{
-		"use socket":              newClient(ta.useRaw(t)),
-		"forwarded on admin":      ta.boundClient(t, newHostKey(t)),
-		"two hops on admin":       ta.boundClient(t, newHostKey(t), newHostKey(t)),
-		"use socket after a bind": func() *protocol.Client { c := ta.useRaw(t); bind(t, c, newHostKey(t).bindFrame(t, false)); return newClient(c) }(),
+		"use socket":         newClient(ta.useRaw(t)),
+		"forwarded on admin": ta.boundClient(t, newHostKey(t)),
+		"two hops on admin":  ta.boundClient(t, newHostKey(t), newHostKey(t)),
+		"use socket after a bind": func() *protocol.Client {
+			c := ta.useRaw(t)
+			bind(t, c, newHostKey(t).bindFrame(t, false))
+			return newClient(c)
+		}(),
 	} {
 		for what, r := range map[string]*protocol.AddRequest{"replace": evil, "new": evilNew, "keychain": kc} {
 			if err := c.Add(r); failureCode(err) != protocol.CodeNotPermitted {
