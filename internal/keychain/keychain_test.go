@@ -152,6 +152,8 @@ func TestWrite(t *testing.T) {
 		{name: "longest line", item: item, data: fill(longest)},
 		{name: "line too long", item: item, data: fill(longest + 1), errHas: "security -i reads at most 4094"},
 		{name: "read back differs", item: item, data: []byte(`{"a":"b"}`), fault: "mangle", errHas: "does not hold what was written"},
+		{name: "lying tool, new item", item: item, data: []byte(`{"a":"b"}`), fault: "drop", errHas: "reading back what was written"},
+		{name: "lying tool, update", item: item, data: login("rt-2", "at-2", false), before: login("rt-1", "at-1", false), fault: "drop", errHas: "does not hold what was written"},
 		{name: "locked", item: item, data: []byte(`{"a":"b"}`), fault: "locked", errHas: "exited with status 36"},
 		{name: "quote in service", item: protocol.KeychainItem{Service: `a" -s "b`, Account: "alice"}, data: []byte("{}"), errHas: "could misread"},
 		{name: "backslash in account", item: protocol.KeychainItem{Service: "s", Account: `a\`}, data: []byte("{}"), errHas: "could misread"},
