@@ -245,3 +245,41 @@ func TestAttackHostileCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackLockDuringRun: a get whose command is still running when the
+// owner locks the agent is refused as locked when the run ends, rather
+// than answered after the lock; the value is kept for after the unlock.
+func TestAttackLockDuringRun(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	admin := ta.client(t)
+	d := newCmdDir(t, "sk-FAKE-locked\n")
+	mustAdd(t, admin, cmdCred("anthropic", d.counted(fmt.Sprintf("while [ ! -e '%s' ]; do sleep 0.02; done; cat '%s'", d.path("go"), d.path("value"))), 0))
+	remote := newClient(ta.useRaw(t))
+	type result struct {
+		key string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		k, err := getKey(t, remote, "anthropic")
+		done <- result{k, err}
+	}()
+	waitFor(t, "the run", func() bool { return d.runs(t) == 1 })
+	if err := admin.Lock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	d.write(t, "go", "")
+	if r := <-done; failureCode(r.err) != protocol.CodeLocked {
+		t.Fatalf("get in flight across a lock: %q, %v; want code locked", r.key, r.err)
+	}
+	if !strings.Contains(ta.audit.String(), `"decision":"deny","reason":"agent is locked (while the get waited)"`) {
+		t.Errorf("no audit record of the refusal:\n%s", ta.audit)
+	}
+	if err := admin.Unlock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	wantKey(t, admin, "anthropic", "sk-FAKE-locked")
+	if n := d.runs(t); n != 1 {
+		t.Errorf("%d runs, want 1 (the value was kept across the lock)", n)
+	}
+}

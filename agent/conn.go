@@ -547,6 +547,11 @@ func (c *conn) get(payload []byte) error {
 			return deny(failure(req.Provider, err))
 		}
 	}
+	if c.a.lock.isLocked() {
+		// Locked while the get waited for a prompt, a refresh or a run:
+		// nothing leaves a locked agent.
+		return deny(protocol.CodeLocked, errLocked.Error()+" (while the get waited)")
+	}
 	err = c.a.store.reveal(cr, func(plain *protocol.Credential, buf []byte) error {
 		frame := protocol.AppendGetReply(buf[:0], plain)
 		if len(frame) == 0 || &frame[0] != &buf[0] {
