@@ -44,6 +44,22 @@ func (g *gate) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// getResult is what a get in a goroutine answered.
+type getResult struct {
+	key string
+	err error
+}
+
+// goGet gets provider on c in a goroutine.
+func goGet(t testing.TB, c *protocol.Client, provider string) <-chan getResult {
+	done := make(chan getResult, 1)
+	go func() {
+		k, err := getKey(t, c, provider)
+		done <- getResult{k, err}
+	}()
+	return done
+}
+
 // TestAttackReAddAfterCommit: a get that arrives after the owner removed a
 // command credential and added it again with another command must get the
 // new command's value, never the old one, even while the old run's flight
@@ -70,15 +86,7 @@ func TestAttackReAddAfterCommit(t *testing.T) {
 	}
 	fresh := newCmdDir(t, "sk-FAKE-new\n")
 	mustAdd(t, admin, cmdCred("anthropic", fresh.printer(), 0))
-	type result struct {
-		key string
-		err error
-	}
-	done2 := make(chan result, 1)
-	go func() {
-		k, err := getKey(t, second, "anthropic")
-		done2 <- result{k, err}
-	}()
+	done2 := goGet(t, second, "anthropic")
 	// Let the second get reach the old flight before it ends.
 	time.Sleep(300 * time.Millisecond)
 	close(g.open)
@@ -255,15 +263,7 @@ func TestAttackLockDuringRun(t *testing.T) {
 	d := newCmdDir(t, "sk-FAKE-locked\n")
 	mustAdd(t, admin, cmdCred("anthropic", d.counted(fmt.Sprintf("while [ ! -e '%s' ]; do sleep 0.02; done; cat '%s'", d.path("go"), d.path("value"))), 0))
 	remote := newClient(ta.useRaw(t))
-	type result struct {
-		key string
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		k, err := getKey(t, remote, "anthropic")
-		done <- result{k, err}
-	}()
+	done := goGet(t, remote, "anthropic")
 	waitFor(t, "the run", func() bool { return d.runs(t) == 1 })
 	if err := admin.Lock([]byte("pw")); err != nil {
 		t.Fatal(err)
