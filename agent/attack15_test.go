@@ -15,6 +15,7 @@ import (
 	sshagent "golang.org/x/crypto/ssh/agent"
 
 	"github.com/llm-agent/llm-agent/agent"
+	"github.com/llm-agent/llm-agent/internal/credcmd"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -285,5 +286,44 @@ func TestAttackLockDuringRun(t *testing.T) {
 	wantKey(t, admin, "anthropic", "sk-FAKE-locked")
 	if n := d.runs(t); n != 1 {
 		t.Errorf("%d runs, want 1 (the value was kept across the lock)", n)
+	}
+}
+
+// TestAttackSecretOnStderr: a command that echoes its value on stderr's
+// first line (set -x, a chatty wrapper) does not put it in the audit log
+// or the debug output; what a failed run wrote on stderr never reaches
+// the server's error text.
+func TestAttackSecretOnStderr(t *testing.T) {
+	var debug syncBuffer
+	audit := &syncBuffer{}
+	ta := startAgent(t, agent.Config{Debug: log.New(&debug, "", 0), Audit: agent.NewAuditLog(audit, &debug)})
+	admin := ta.client(t)
+	secret := fmt.Sprintf("sk-FAKE-stderr-%d", time.Now().UnixNano())
+	d := newCmdDir(t, secret+"\n")
+	for _, tt := range []struct{ provider, script string }{
+		{"whole", "echo \"got $(cat '%[1]s')\" >&2; cat '%[1]s'"},
+		{"cut", "printf '%%0190d%%s\\n' 0 \"$(cat '%[1]s')\" >&2; cat '%[1]s'"},
+		{"escaped", "printf 'v=\\033[1m%%s\\n' \"$(cat '%[1]s')\" >&2; cat '%[1]s'"},
+	} {
+		mustAdd(t, admin, cmdCred(tt.provider, d.counted(fmt.Sprintf(tt.script, d.path("value"))), 0))
+		wantKey(t, admin, tt.provider, secret)
+	}
+	// A failed run gave no value to compare with: its first stderr line is
+	// kept for the owner (the audit log is 0600 on the laptop), and never
+	// sent to the server.
+	mustAdd(t, admin, cmdCred("failing", "echo failed-marker-$((40+2)) >&2; exit 1", 0))
+	_, err := getKey(t, newClient(ta.useRaw(t)), "failing")
+	if err == nil || strings.Contains(err.Error(), "marker") {
+		t.Errorf("server's error for a failed run: %v", err)
+	}
+	if !strings.Contains(audit.String(), "stderr: failed-marker-42;") || strings.Count(audit.String(), credcmd.StderrWithheld) != 3 {
+		t.Errorf("audit log:\n%s", audit)
+	}
+	for what, data := range map[string]string{"audit log": audit.String(), "debug output": debug.String()} {
+		for _, part := range []string{secret, secret[:16]} {
+			if strings.Contains(data, part) {
+				t.Errorf("%s holds %q of the value", what, part)
+			}
+		}
 	}
 }
