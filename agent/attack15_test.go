@@ -327,3 +327,65 @@ func TestAttackSecretOnStderr(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackLifetimeTicking: with -t 1 on the real clock, 100 clients
+// getting in a loop for 2.5 s while the reaper forgets the value each
+// second always get a value, and the runs stay about one per lifetime.
+func TestAttackLifetimeTicking(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	d := newCmdDir(t, "sk-FAKE-tick\n")
+	mustAdd(t, ta.client(t), cmdCred("anthropic", d.printer(), 1))
+	clients := make([]*protocol.Client, 100)
+	for i := range clients {
+		clients[i] = newClient(ta.useRaw(t))
+	}
+	var gets, fails atomic.Int64
+	stop := time.Now().Add(2500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				gets.Add(1)
+				if k, err := getKey(t, c, "anthropic"); err != nil || k != "sk-FAKE-tick" {
+					if fails.Add(1) == 1 {
+						t.Errorf("get: %q, %v", k, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	runs := d.runs(t)
+	t.Logf("%d gets, %d failed, %d runs in 2.5 s with -t 1", gets.Load(), fails.Load(), runs)
+	if runs < 2 || runs > 5 {
+		t.Errorf("%d runs in 2.5 s with a 1 s lifetime", runs)
+	}
+}
+
+// TestAttackRemoveAllDuringRun: remove --all while a run is in flight
+// answers the waiting gets "not found" and stores nothing.
+func TestAttackRemoveAllDuringRun(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	admin := ta.client(t)
+	d := newCmdDir(t, "sk-FAKE-gone\n")
+	mustAdd(t, admin, cmdCred("anthropic", d.counted(fmt.Sprintf("while [ ! -e '%s' ]; do sleep 0.02; done; cat '%s'", d.path("go"), d.path("value"))), 0))
+	waiting := make([]<-chan getResult, 10)
+	for i := range waiting {
+		waiting[i] = goGet(t, newClient(ta.useRaw(t)), "anthropic")
+	}
+	waitFor(t, "the run", func() bool { return d.runs(t) == 1 })
+	if n, err := admin.RemoveAll(); err != nil || n != 1 {
+		t.Fatalf("remove-all: %d, %v", n, err)
+	}
+	d.write(t, "go", "")
+	for _, w := range waiting {
+		if r := <-w; failureCode(r.err) != protocol.CodeNotFound {
+			t.Errorf("get across remove-all: %q, %v", r.key, r.err)
+		}
+	}
+	if list, err := admin.List(); err != nil || len(list) != 0 {
+		t.Errorf("list after remove-all: %+v, %v", list, err)
+	}
+}
