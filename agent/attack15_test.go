@@ -389,3 +389,42 @@ func TestAttackRemoveAllDuringRun(t *testing.T) {
 		t.Errorf("list after remove-all: %+v, %v", list, err)
 	}
 }
+
+// TestAttackCloseDuringHostileRuns: closing the agent while 20 hostile
+// runs are in flight (setsid holders, ignored SIGTERM, never-ending
+// output) returns promptly and ends every waiting get with a failure.
+func TestAttackCloseDuringHostileRuns(t *testing.T) {
+	ta := startAgent(t, agent.Config{CommandTimeout: 20 * time.Second})
+	admin := ta.client(t)
+	cmds := []string{
+		"trap '' TERM; sleep 30",
+		"setsid sleep 3 & sleep 30",
+		"yes sk-FAKE | head -c 60000; sleep 30",
+		"exec >&-; trap '' TERM; sleep 30",
+	}
+	const n = 20
+	waiting := make([]<-chan getResult, n)
+	for i := range n {
+		p := fmt.Sprintf("c%02d", i)
+		mustAdd(t, admin, cmdCred(p, cmds[i%len(cmds)], 0))
+		waiting[i] = goGet(t, newClient(ta.useRaw(t)), p)
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	ta.Close()
+	took := time.Since(start)
+	for i, w := range waiting {
+		select {
+		case r := <-w:
+			if r.err == nil {
+				t.Errorf("c%02d: a get across Close succeeded", i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("c%02d: get still waiting 5 s after Close", i)
+		}
+	}
+	t.Logf("Close with %d runs in flight took %v", n, took)
+	if took > 3*time.Second {
+		t.Errorf("Close took %v", took)
+	}
+}
