@@ -428,3 +428,30 @@ func TestAttackCloseDuringHostileRuns(t *testing.T) {
 		t.Errorf("Close took %v", took)
 	}
 }
+
+// TestAttackKeychainItemNames: the agent itself (not only the client)
+// refuses a Keychain write-back target whose service or account could
+// break security -i's tokenizer, or that is too long.
+func TestAttackKeychainItemNames(t *testing.T) {
+	ta := startAgent(t, agent.Config{})
+	admin := ta.client(t)
+	for _, item := range []protocol.KeychainItem{
+		{Service: `Claude Code-credentials" -w "x`, Account: "alice"},
+		{Service: "Claude Code-credentials", Account: `alice\`},
+		{Service: "Claude Code-credentials", Account: "alice\ndelete-generic-password -s x"},
+		{Service: "Claude Code-credentials", Account: "alice'"},
+		{Service: "Claude Code-credentials", Account: "ålice"},
+		{Service: strings.Repeat("s", protocol.MaxKeychainText+1), Account: "alice"},
+		{Service: "", Account: "alice"},
+	} {
+		r := &protocol.AddRequest{Credential: protocol.Credential{Provider: "anthropic", Kind: protocol.KindOAuth,
+			Fields: []protocol.Field{{Name: protocol.FieldRefresh, Value: []byte("rt-FAKE")}, {Name: protocol.FieldAccess, Value: []byte("at-FAKE")}}},
+			Constraints: protocol.Constraints{Keychain: &item}}
+		err := admin.Add(r)
+		quoteOK := item.Account == "alice'" // single quotes are plain text to security -i
+		if quoteOK != (err == nil) {
+			t.Errorf("add with Keychain item %q/%q: %v", item.Service, item.Account, err)
+		}
+		admin.Remove("anthropic")
+	}
+}

@@ -155,6 +155,8 @@ func TestWrite(t *testing.T) {
 		{name: "lying tool, new item", item: item, data: []byte(`{"a":"b"}`), fault: "drop", errHas: "reading back what was written"},
 		{name: "lying tool, update", item: item, data: login("rt-2", "at-2", false), before: login("rt-1", "at-1", false), fault: "drop", errHas: "does not hold what was written"},
 		{name: "locked", item: item, data: []byte(`{"a":"b"}`), fault: "locked", errHas: "exited with status 36"},
+		{name: "single quote and spaces", item: protocol.KeychainItem{Service: "Claude Code-credentials 'x' -s y", Account: "o'brien"}, data: []byte(`{"a":"b"}`)},
+		{name: "longest names", item: protocol.KeychainItem{Service: strings.Repeat("s", protocol.MaxKeychainText), Account: strings.Repeat("a", protocol.MaxKeychainText)}, data: []byte(`{"a":"b"}`)},
 		{name: "quote in service", item: protocol.KeychainItem{Service: `a" -s "b`, Account: "alice"}, data: []byte("{}"), errHas: "could misread"},
 		{name: "backslash in account", item: protocol.KeychainItem{Service: "s", Account: `a\`}, data: []byte("{}"), errHas: "could misread"},
 		{name: "non-ASCII account", item: protocol.KeychainItem{Service: "s", Account: "é"}, data: []byte("{}"), errHas: "could misread"},
