@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -453,5 +454,48 @@ func TestAttackKeychainItemNames(t *testing.T) {
 			t.Errorf("add with Keychain item %q/%q: %v", item.Service, item.Account, err)
 		}
 		admin.Remove("anthropic")
+	}
+}
+
+// TestAttackGetFloodDuringRun: while a command hangs, a flood of gets of
+// its credential on the use socket, beyond the connection limit, neither
+// runs it again nor locks the owner out of list and status.
+func TestAttackGetFloodDuringRun(t *testing.T) {
+	const limit = 16
+	ta := startAgent(t, agent.Config{MaxConns: limit, CommandTimeout: 2 * time.Second})
+	admin := ta.client(t)
+	d := newCmdDir(t, "")
+	mustAdd(t, admin, cmdCred("anthropic", d.counted("sleep 30"), 0))
+	const flood = 100
+	waiting := make([]<-chan getResult, 0, flood)
+	for range flood {
+		c, err := net.DialTimeout("unix", ta.use, 2*time.Second)
+		if err != nil {
+			t.Logf("dial %d: %v", len(waiting), err)
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+		waiting = append(waiting, goGet(t, newClient(c), "anthropic"))
+	}
+	waitFor(t, "the run", func() bool { return d.runs(t) == 1 })
+	start := time.Now()
+	fresh := ta.client(t)
+	if _, err := fresh.List(); err != nil {
+		t.Errorf("the owner's list during the flood: %v", err)
+	}
+	// (The owner's idle connection from before may have been the one
+	// evicted for the flood: a new one is what a client opens.)
+	if _, err := fresh.Status(); err != nil {
+		t.Errorf("the owner's status during the flood: %v", err)
+	}
+	t.Logf("owner's list and status with %d gets waiting (limit %d): %v", len(waiting), limit, time.Since(start))
+	failed := 0
+	for _, w := range waiting {
+		if r := <-w; r.err != nil {
+			failed++
+		}
+	}
+	if failed != len(waiting) || d.runs(t) != 1 {
+		t.Errorf("%d of %d gets failed, %d runs; want all, 1", failed, len(waiting), d.runs(t))
 	}
 }
