@@ -92,8 +92,9 @@ func TestAttackReAddAfterCommit(t *testing.T) {
 	// Let the second get reach the old flight before it ends.
 	time.Sleep(300 * time.Millisecond)
 	close(g.open)
-	if err := <-done1; err != nil {
-		t.Errorf("first get: %v", err)
+	// The first get came before the remove, but is answered after it.
+	if err := <-done1; failureCode(err) != protocol.CodeNotFound {
+		t.Errorf("first get: %v, want not found (removed while it waited)", err)
 	}
 	r := <-done2
 	if r.err != nil || r.key != "sk-FAKE-new" {
@@ -483,9 +484,9 @@ func TestAttackGetFloodDuringRun(t *testing.T) {
 	if _, err := fresh.List(); err != nil {
 		t.Errorf("the owner's list during the flood: %v", err)
 	}
-	// (The owner's idle connection from before may have been the one
-	// evicted for the flood: a new one is what a client opens.)
-	if _, err := fresh.Status(); err != nil {
+	// (An idle connection of the owner's may be the one evicted for the
+	// flood: a new one is what a client opens.)
+	if _, err := ta.client(t).Status(); err != nil {
 		t.Errorf("the owner's status during the flood: %v", err)
 	}
 	t.Logf("owner's list and status with %d gets waiting (limit %d): %v", len(waiting), limit, time.Since(start))
@@ -497,5 +498,44 @@ func TestAttackGetFloodDuringRun(t *testing.T) {
 	}
 	if failed != len(waiting) || d.runs(t) != 1 {
 		t.Errorf("%d of %d gets failed, %d runs; want all, 1", failed, len(waiting), d.runs(t))
+	}
+}
+
+// TestAttackRemoveDuringConfirm: a get of a -c credential whose confirm
+// prompt is answered yes after the owner removed (or replaced) the
+// credential is refused: nothing the owner removed leaves the agent.
+func TestAttackRemoveDuringConfirm(t *testing.T) {
+	dir := t.TempDir()
+	askpass := dir + "/askpass"
+	// Says yes once the file "go" exists.
+	script := fmt.Sprintf("#!/bin/sh\ntouch '%[1]s/asked'; while [ ! -e '%[1]s/go' ]; do sleep 0.02; done; exit 0\n", dir)
+	if err := os.WriteFile(askpass, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, readd := range []bool{false, true} {
+		t.Run(fmt.Sprintf("re-add %v", readd), func(t *testing.T) {
+			os.Remove(dir + "/go")
+			os.Remove(dir + "/asked")
+			ta := startAgent(t, agent.Config{Askpass: askpass})
+			admin := ta.client(t)
+			r := apiCred("anthropic", "sk-FAKE-removed")
+			r.Confirm = true
+			mustAdd(t, admin, r)
+			done := goGet(t, newClient(ta.useRaw(t)), "anthropic")
+			waitFor(t, "the prompt", func() bool { _, err := os.Stat(dir + "/asked"); return err == nil })
+			if err := admin.Remove("anthropic"); err != nil {
+				t.Fatal(err)
+			}
+			if readd {
+				mustAdd(t, admin, apiCred("anthropic", "sk-FAKE-other"))
+			}
+			os.WriteFile(dir+"/go", nil, 0o600)
+			if res := <-done; res.key == "sk-FAKE-removed" || failureCode(res.err) != protocol.CodeNotFound {
+				t.Errorf("get confirmed after the remove: %q, %v", res.key, res.err)
+			}
+			if !strings.Contains(ta.audit.String(), "was removed or replaced while the get waited") {
+				t.Errorf("no audit record of the refusal")
+			}
+		})
 	}
 }
