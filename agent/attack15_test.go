@@ -187,6 +187,16 @@ func TestAttackHostileCommands(t *testing.T) {
 		mustAdd(t, admin, cmdCred(fmt.Sprintf("h%02d", i), h.cmd, 0))
 	}
 	keys := sshagent.NewClient(dialRaw(t, ta.sock))
+	// Every connection served once (and the SSH agent client's reader
+	// started) before the count.
+	if _, err := keys.List(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		if _, err := c.Status(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	runtime.GC()
 	fds0, gs0 := fds(), runtime.NumGoroutine()
 	var wg sync.WaitGroup
