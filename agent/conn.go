@@ -547,6 +547,16 @@ func (c *conn) get(payload []byte) error {
 			return deny(failure(req.Provider, err))
 		}
 	}
+	if c.a.lock.isLocked() {
+		// Locked while the get waited for a prompt, a refresh or a run:
+		// nothing leaves a locked agent.
+		return deny(protocol.CodeLocked, errLocked.Error()+" (while the get waited)")
+	}
+	if cur := c.a.store.lookup(req.Provider, c.a.cfg.Now()); cur == nil || cur.gen != cr.gen {
+		// Removed, replaced or expired meanwhile: what the owner took
+		// away is not handed out, whatever the prompt said.
+		return deny(protocol.CodeNotFound, fmt.Sprintf("the %q credential was removed or replaced while the get waited", req.Provider))
+	}
 	err = c.a.store.reveal(cr, func(plain *protocol.Credential, buf []byte) error {
 		frame := protocol.AppendGetReply(buf[:0], plain)
 		if len(frame) == 0 || &frame[0] != &buf[0] {

@@ -18,6 +18,7 @@ type flights struct {
 
 // flight is one job in flight; done is closed once cred or err is set.
 type flight struct {
+	gen  uint64 // the add whose credential the job brings up to date
 	done chan struct{}
 	cred *credential
 	err  error
@@ -31,7 +32,9 @@ func newFlights(a *Agent) *flights { return &flights{a: a, flying: make(map[stri
 // (answer): handed out (out), or refused (err). If not, job(cr) runs in a goroutine of
 // its own and every caller meanwhile waits for its outcome. A job that
 // fails with errSuperseded (the credential was removed or replaced while
-// it ran) makes its callers look the credential up again.
+// it ran) makes its callers look the credential up again, and so does any
+// job for another add than the caller's: a get that came after a remove
+// and re-add must never be answered with the removed credential's value.
 func (g *flights) do(cr *credential,
 	settle func(cr *credential, now time.Time) (answer bool, out *credential, err error),
 	job func(cr *credential) (*credential, error)) (*credential, error) {
@@ -53,13 +56,13 @@ func (g *flights) do(cr *credential,
 				g.mu.Unlock()
 				return out, err
 			}
-			f = &flight{done: make(chan struct{})}
+			f = &flight{gen: cr.gen, done: make(chan struct{})}
 			g.flying[cr.provider] = f
 			go g.fly(f, cr, job)
 		}
 		g.mu.Unlock()
 		<-f.done
-		if errors.Is(f.err, errSuperseded) {
+		if errors.Is(f.err, errSuperseded) || f.gen != cr.gen {
 			if cr = g.a.store.lookup(cr.provider, g.a.cfg.Now()); cr == nil {
 				return nil, errNotFound
 			}

@@ -1,6 +1,7 @@
 package credcmd
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,14 @@ const StderrMax = 200
 // the group (setsid) can still hold it, and nothing it writes is waited
 // for.
 const afterExit = 250 * time.Millisecond
+
+// StderrWithheld stands for a first stderr line that holds part of the
+// value (a command run under set -x, a wrapper that echoes what it read).
+const StderrWithheld = "(withheld: it holds part of the value)"
+
+// sharedRun is how many bytes of the value in a row make a stderr line
+// withheld; a shorter value counts whole.
+const sharedRun = 8
 
 // Runner runs credential commands.
 type Runner struct {
@@ -83,7 +92,15 @@ func (r *Runner) Run(ctx context.Context, command string, use func(value []byte,
 	defer p.errR.Close()
 	stderr := make(chan string, 1)
 	go func() { stderr <- firstLine(p.errR) }()
-	defer func() { rep.Stderr = <-stderr }()
+	var errLine *string
+	stderrLine := func() string {
+		if errLine == nil {
+			line := <-stderr
+			errLine = &line
+		}
+		return *errLine
+	}
+	defer func() { rep.Stderr = stderrLine() }()
 	// Whatever happens below, the run ends with its group killed and the
 	// shell reaped.
 	defer func() {
@@ -125,6 +142,11 @@ func (r *Runner) Run(ctx context.Context, command string, use func(value []byte,
 		value, expires, err := Parse(out)
 		if err != nil {
 			return err
+		}
+		// The shell has exited: stderr ends now or at its deadline.
+		if sharesRun(stderrLine(), value) {
+			line := StderrWithheld
+			errLine = &line
 		}
 		useErr = use(value, expires)
 		return useErr
@@ -282,4 +304,20 @@ func clean(b []byte, cut bool) string {
 		out += "..."
 	}
 	return out
+}
+
+// sharesRun reports whether line holds sharedRun bytes in a row of value
+// (all of it when shorter), so that a line cut short, or escaped around
+// it, is caught too. It never copies value.
+func sharesRun(line string, value []byte) bool {
+	k := min(sharedRun, len(value))
+	if k == 0 {
+		return false
+	}
+	for i := 0; i+k <= len(line); i++ {
+		if bytes.Contains(value, []byte(line[i:i+k])) {
+			return true
+		}
+	}
+	return false
 }

@@ -58,5 +58,6 @@
 //   - $LLM_AGENT_TEST_KEYCHAIN_FAULT=locked: every find and add fails
 //     with errSecInteractionNotAllowed (-25308, exit status 36), the
 //     status Claude Code treats as a locked Keychain; =mangle: an add
-//     stores the password with its last byte changed.
+//     stores the password with its last byte changed; =drop: an add
+//     exits 0 and writes nothing (a lying security on PATH).
 package keychaintest

@@ -401,6 +401,9 @@ func (t *tool) add(av []string) int {
 		t.errorf("SecKeychainItemCreateFromContent (<default>): User interaction is not allowed.")
 		return errSecInteractionNotAllowed
 	}
+	if t.fault == "drop" {
+		return 0 // a lying tool: success, nothing written
+	}
 	if t.fault == "mangle" && len(password) > 0 {
 		password[len(password)-1] ^= 1
 	}
