@@ -516,3 +516,55 @@ func BenchmarkCommandGet(b *testing.B) {
 		}
 	})
 }
+
+// TestCommandClients: only a peer running one of Config.CommandClients
+// (here the test binary, or /bin/true, which no peer runs) may add a
+// credential from a command; anything else on the admin socket (a relay
+// of it, say) is refused with code 5 and an audit record, and the command
+// never runs. Other adds from that peer are unaffected.
+func TestCommandClients(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		clients []string
+		allowed bool
+	}{
+		{"the client itself", []string{self}, true},
+		{"another program", []string{"/bin/true"}, false},
+		{"none", []string{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ta := startAgent(t, agent.Config{CommandClients: tc.clients})
+			c := ta.client(t)
+			d := newCmdDir(t, "sk-FAKE-cmdclient")
+			err := c.Add(cmdCred("anthropic", d.printer(), 0))
+			if tc.allowed {
+				if err != nil {
+					t.Fatalf("add: %v", err)
+				}
+				wantKey(t, c, "anthropic", "sk-FAKE-cmdclient")
+				return
+			}
+			var f *protocol.Failure
+			if !errors.As(err, &f) || f.Code != protocol.CodeNotPermitted || !strings.Contains(f.Message, "only by llm-agent-client on the laptop") {
+				t.Fatalf("add from a program not in CommandClients: %v", err)
+			}
+			if _, err := getKey(t, c, "anthropic"); err == nil {
+				t.Error("the refused credential is there")
+			}
+			if n := d.runs(t); n != 0 {
+				t.Errorf("the command ran %d times", n)
+			}
+			if !strings.Contains(ta.audit.String(), `"op":"add","provider":"anthropic","decision":"deny"`) {
+				t.Errorf("no audit record of the refusal: %s", ta.audit.String())
+			}
+			if err := c.Add(&protocol.AddRequest{Credential: protocol.Credential{Provider: "openai", Kind: protocol.KindAPI,
+				Fields: []protocol.Field{{Name: protocol.FieldKey, Value: []byte("sk-FAKE")}}}}); err != nil {
+				t.Errorf("a plain add from the same peer: %v", err)
+			}
+		})
+	}
+}

@@ -44,6 +44,9 @@ type conn struct {
 	busy    atomic.Bool
 	elem    *list.Element // in Agent.idle; guarded by Agent.mu
 	peerPID int           // set before the connection's goroutine starts
+	// commandClient is the Config.CommandClients program the peer runs,
+	// or "": only such a peer may add a credential from a command.
+	commandClient string
 }
 
 // pid is the peer's pid, for log lines written from other goroutines.
@@ -447,6 +450,16 @@ func (c *conn) add(payload []byte) error {
 	if err != nil {
 		c.audit(c.event("add", "", "error", err.Error()))
 		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	if req.Command != "" && c.commandClient == "" {
+		req.Wipe()
+		exe := "an unidentified program"
+		if c.peer != nil && c.peer.Exe != "" {
+			exe = c.peer.Exe
+		}
+		reason := fmt.Sprintf("a credential from a command is added only by llm-agent-client on the laptop, not by %s (a relay of the admin socket must not make the laptop run commands)", exe)
+		c.audit(c.event("add", req.Provider, "deny", reason))
+		return c.fail(protocol.CodeNotPermitted, reason)
 	}
 	lifetime := c.a.cfg.DefaultLifetime
 	if req.Lifetime != 0 {

@@ -26,6 +26,14 @@ type Config struct {
 	// DefaultLifetime applies to credentials and keys added without one
 	// (llm-agent -t); zero means forever.
 	DefaultLifetime time.Duration
+	// CommandClients are the programs (paths) whose add requests may carry
+	// a command (add --from-command). The agent runs that command on the
+	// laptop, so it takes one only from a peer the kernel shows running
+	// one of these very files (device and inode): a relay of the admin
+	// socket (ssh -R, socat) runs something else, and must not make the
+	// laptop run what a server asks. Nil means llm-agent-client beside the
+	// agent's own executable and on its PATH.
+	CommandClients []string
 	// Upstream is the socket of an SSH agent that serves the SSH-key side;
 	// empty means an in-memory keyring. SSH-key frames are relayed to it
 	// raw, behind the agent's own lock and use-only rules, and so is every
@@ -111,6 +119,9 @@ type Agent struct {
 	names      *hostNames
 	// sshAdd identifies the local ssh-add programs (see sshAddIDs).
 	sshAdd map[fileID]string
+	// commandClients identifies the programs that may add a credential
+	// from a command (Config.CommandClients).
+	commandClients map[fileID]string
 
 	mu        sync.Mutex
 	upstreams int // open connections to cfg.Upstream (conn.upstreamOpen)
@@ -148,20 +159,24 @@ func New(cfg Config) *Agent {
 	if cfg.Budget == nil {
 		cfg.Budget = memsafe.NewBudget(-1)
 	}
+	if cfg.CommandClients == nil {
+		cfg.CommandClients = commandClientPaths()
+	}
 	if cfg.Debug == nil {
 		cfg.Debug = log.New(io.Discard, "", 0)
 	}
 	a := &Agent{
-		cfg:     cfg,
-		uid:     os.Getuid(),
-		store:   newStore(cfg.Budget, cfg.MaxCredentials, cfg.MaxStoreBytes),
-		confirm: confirmer{askpass: cfg.Askpass},
-		keyring: sshagent.NewKeyring().(sshagent.ExtendedAgent),
-		conns:   make(map[*conn]struct{}),
-		idle:    list.New(),
-		names:   newHostNames(cfg.KnownHosts),
-		sshAdd:  sshAddIDs(),
-		done:    make(chan struct{}),
+		cfg:            cfg,
+		uid:            os.Getuid(),
+		store:          newStore(cfg.Budget, cfg.MaxCredentials, cfg.MaxStoreBytes),
+		confirm:        confirmer{askpass: cfg.Askpass},
+		keyring:        sshagent.NewKeyring().(sshagent.ExtendedAgent),
+		conns:          make(map[*conn]struct{}),
+		idle:           list.New(),
+		names:          newHostNames(cfg.KnownHosts),
+		sshAdd:         sshAddIDs(),
+		commandClients: fileIDs(cfg.CommandClients),
+		done:           make(chan struct{}),
 	}
 	a.oauth = newRefresher(a)
 	a.commands = newCommands(a)
@@ -306,6 +321,7 @@ func (a *Agent) accept(nc *net.UnixConn, via string) {
 		if path, ok := a.isSSHAdd(proc); ok && via == ViaUse {
 			c.manager(path)
 		}
+		c.commandClient, _ = runs(a.commandClients, proc)
 		a.cfg.Debug.Printf("connection from pid %d uid %d exe %s on the %s socket", c.peer.PID, c.peer.UID, c.peer.Exe, via)
 		c.serve()
 		a.mu.Lock()

@@ -3,6 +3,7 @@ package agent
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 
 	"github.com/llm-agent/llm-agent/internal/peercred"
@@ -19,11 +20,31 @@ type fileID struct{ dev, ino uint64 }
 // `ssh-add KEY` keep working on LLM_AUTH_SOCK, which is otherwise
 // use-only.
 func sshAddIDs() map[fileID]string {
-	ids := map[fileID]string{}
 	paths := []string{"/usr/bin/ssh-add"}
 	if p, err := exec.LookPath("ssh-add"); err == nil {
 		paths = append(paths, p)
 	}
+	return fileIDs(paths)
+}
+
+// commandClientPaths are the llm-agent-client programs that may add a
+// credential from a command when Config.CommandClients is nil: the one
+// beside the agent's own executable and the one on its PATH.
+func commandClientPaths() []string {
+	var paths []string
+	if exe, err := os.Executable(); err == nil {
+		paths = append(paths, filepath.Join(filepath.Dir(exe), "llm-agent-client"))
+	}
+	if p, err := exec.LookPath("llm-agent-client"); err == nil {
+		paths = append(paths, p)
+	}
+	return paths
+}
+
+// fileIDs maps the regular files among paths (symbolic links followed) by
+// their identity.
+func fileIDs(paths []string) map[fileID]string {
+	ids := map[fileID]string{}
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() {
@@ -38,10 +59,14 @@ func sshAddIDs() map[fileID]string {
 
 // isSSHAdd reports whether proc, verified race-free, runs one of the
 // agent's known ssh-add files, and which.
-func (a *Agent) isSSHAdd(proc peercred.Process) (string, bool) {
+func (a *Agent) isSSHAdd(proc peercred.Process) (string, bool) { return runs(a.sshAdd, proc) }
+
+// runs reports whether proc, verified race-free, runs one of the files
+// ids names, and which.
+func runs(ids map[fileID]string, proc peercred.Process) (string, bool) {
 	if !proc.Verified || proc.ExeIno == 0 {
 		return "", false
 	}
-	p, ok := a.sshAdd[fileID{proc.ExeDev, proc.ExeIno}]
+	p, ok := ids[fileID{proc.ExeDev, proc.ExeIno}]
 	return p, ok
 }

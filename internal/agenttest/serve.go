@@ -42,6 +42,12 @@ func Serve(t testing.TB, cfg agent.Config) *Served {
 		use.Close()
 		t.Fatal(err)
 	}
+	if cfg.CommandClients == nil {
+		// The tests' clients run in the test binary itself.
+		if exe, err := os.Executable(); err == nil {
+			cfg.CommandClients = []string{exe}
+		}
+	}
 	s.Agent = agent.New(cfg)
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(use, admin) }()

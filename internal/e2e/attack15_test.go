@@ -95,3 +95,47 @@ exit $rc`, evil)
 		t.Errorf("laptop's list after the attacks: %+v", res)
 	}
 }
+
+// TestForwardedAdminNoCommand: an owner who relays the admin socket to a
+// server (ssh -R of LLM_AUTH_SOCK.admin, which the README says never to
+// do) hands it management, as ssh-agent's own socket would; but the server
+// still cannot make the laptop run a command: the agent takes
+// add --from-command only from a peer running llm-agent-client (here the
+// laptop's ssh is the peer), refuses with one line and an audit record,
+// and nothing runs.
+func TestForwardedAdminNoCommand(t *testing.T) {
+	t.Parallel()
+	r := newFwdRig(t, AgentOptions{})
+	a := r.agent
+	srv := sshtest.Start(t, sshtest.Options{Name: "admin-cmd"})
+	pwned := filepath.Join(t.TempDir(), "pwned")
+	remoteSock := fmt.Sprintf("/tmp/admin-cmd-%d.sock", os.Getpid())
+	script := fmt.Sprintf(`export LLM_AUTH_SOCK=%s
+printf sk-FAKE-plain | "$C" add plain || exit 3
+"$C" add --from-command %q evil </dev/null && exit 4
+exit 0`, remoteSock, "touch "+pwned+"; echo sk-FAKE-evil")
+	cmd := r.cmd(srv, fwdNone, []string{"-o", "StreamLocalBindUnlink=yes", "-R", remoteSock + ":" + a.Admin}, script)
+	cmd.Env = append(cmd.Env, "SSH_AUTH_SOCK="+r.live)
+	res := fwdRun(t, cmd, "")
+	if res.Code != 0 {
+		t.Fatalf("exit %d (3: the plain add failed, 4: the command add succeeded); stderr %s", res.Code, firstLines(res.Stderr, 6))
+	}
+	if !strings.Contains(res.Stderr, "a credential from a command is added only by llm-agent-client on the laptop") {
+		t.Errorf("the refusal does not say why: %s", firstLines(res.Stderr, 6))
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Fatal("the server made the laptop run its command")
+	}
+	denied := false
+	for _, e := range readAudit(t, a.Audit) {
+		if e.Op == "add" && e.Provider == "evil" && e.Decision == "deny" {
+			denied = true
+		}
+		if e.Op == "command" {
+			t.Errorf("a command ran: %+v", e)
+		}
+	}
+	if !denied {
+		t.Error("no audit record of the refused add")
+	}
+}
