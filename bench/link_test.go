@@ -35,7 +35,7 @@ type link struct {
 	target string
 
 	mu     sync.Mutex
-	conns  map[net.Conn]bool
+	pairs  map[net.Conn]net.Conn // each client end and its target end
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -56,7 +56,7 @@ func (p delayPath) startLink(tb testing.TB, target string) *link {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l := &link{addr: ln.Addr().String(), ln: ln, path: p, target: target, conns: map[net.Conn]bool{}}
+	l := &link{addr: ln.Addr().String(), ln: ln, path: p, target: target, pairs: map[net.Conn]net.Conn{}}
 	l.wg.Add(1)
 	go l.accept()
 	tb.Cleanup(l.close)
@@ -86,38 +86,42 @@ func (l *link) accept() {
 			go func() { defer both.Done(); l.path.pipe(u, c) }()
 			go func() { defer both.Done(); l.path.pipe(c, u) }()
 			both.Wait()
-			c.Close()
-			u.Close()
-			l.mu.Lock()
-			delete(l.conns, c)
-			delete(l.conns, u)
-			l.mu.Unlock()
+			l.drop(c)
 		}()
 	}
 }
 
 // keep records a relayed pair for close; false when the link is closed.
-func (l *link) keep(cs ...net.Conn) bool {
+func (l *link) keep(c, u net.Conn) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		for _, c := range cs {
-			c.Close()
-		}
+		c.Close()
+		u.Close()
 		return false
 	}
-	for _, c := range cs {
-		l.conns[c] = true
-	}
+	l.pairs[c] = u
 	return true
+}
+
+// drop closes the pair of client end c and forgets it.
+func (l *link) drop(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c.Close()
+	if u := l.pairs[c]; u != nil {
+		u.Close()
+	}
+	delete(l.pairs, c)
 }
 
 func (l *link) close() {
 	l.mu.Lock()
 	l.closed = true
 	l.ln.Close()
-	for c := range l.conns {
+	for c, u := range l.pairs {
 		c.Close()
+		u.Close()
 	}
 	l.mu.Unlock()
 	l.wg.Wait()
