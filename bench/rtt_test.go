@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -51,6 +52,7 @@ const streamSize = 8 << 20
 type rttResult struct {
 	set, before, after time.Duration // the RTT asked for; probed before and after
 	direct, proxy      []time.Duration
+	pairChannels       int               // agent channels opened during the pairs
 	single             []time.Duration   // whole time of one request alone
 	bursts             map[int][]lgBurst // by size
 	rateDirect         []float64
@@ -65,7 +67,7 @@ type rttResult struct {
 type lgBurst struct {
 	total, direct time.Duration // through the proxy; the same burst direct
 	errors        int
-	slowest       time.Duration // the slowest request through the proxy
+	channels      int // agent channels sshd opened for it
 }
 
 // rttEnv is what every RTT shares: the laptop's agent, the server, the
@@ -150,6 +152,13 @@ func setupRTT(t *testing.T) *rttEnv {
 	e.user = sshtest.NewUser(t, "rtt")
 	e.proxyLogPath = filepath.Join(e.user.Home, "rtt-proxy.log")
 	return e
+}
+
+// channels counts the agent connections sshd has forwarded so far, one
+// channel to the laptop each (its DEBUG1 log names every one).
+func (e *rttEnv) channels() int {
+	b, _ := os.ReadFile(e.server.LogPath)
+	return strings.Count(string(b), "[accepted auth socket]")
 }
 
 func copyFile(from, to string, mode os.FileMode) error {
@@ -239,7 +248,9 @@ func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration) *rttResult {
 	// Warm up: the tool's connections, the proxy's upstream connections
 	// and whatever the proxy keeps.
 	c.do(lgCommand{Op: "ttfb", N: 3})
+	before := e.channels()
 	res := keep(c.do(lgCommand{Op: "ttfb", N: *rttPairs}))
+	r.pairChannels = e.channels() - before
 	r.direct, r.proxy = nanos(res.Direct), nanos(res.Proxy)
 	for i := 0; i < 5; i++ {
 		res := keep(c.do(lgCommand{Op: "burst", N: 1}))
@@ -247,14 +258,16 @@ func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration) *rttResult {
 	}
 	for _, n := range burstSizes {
 		for i := 0; i < 3; i++ {
+			before := e.channels()
 			res := keep(c.do(lgCommand{Op: "burst", N: n}))
+			opened := e.channels() - before
 			d := keep(c.do(lgCommand{Op: "burst", N: n, Direct: true}))
-			r.bursts[n] = append(r.bursts[n], lgBurst{total: time.Duration(res.Total), direct: time.Duration(d.Total),
-				errors: len(res.Errors), slowest: slices.Max(nanos(res.Each))})
-			t.Logf("RTT %v: %d at once: %v through the proxy (slowest request %v), %v direct", rtt, n,
-				time.Duration(res.Total).Round(time.Millisecond/10), slices.Max(nanos(res.Each)).Round(time.Millisecond/10), time.Duration(d.Total).Round(time.Millisecond/10))
+			r.bursts[n] = append(r.bursts[n], lgBurst{total: time.Duration(res.Total), direct: time.Duration(d.Total), errors: len(res.Errors), channels: opened})
+			t.Logf("RTT %v: %d at once: %v through the proxy (slowest request %v, %d channels), %v direct", rtt, n,
+				time.Duration(res.Total).Round(time.Millisecond/10), slices.Max(nanos(res.Each)).Round(time.Millisecond/10), opened, time.Duration(d.Total).Round(time.Millisecond/10))
 		}
 	}
+
 	res = keep(c.do(lgCommand{Op: "stream", N: 5, Size: streamSize}))
 	r.rateDirect, r.rateProxy = res.DirectRate, res.ProxyRate
 	r.after = path.probe(t, e.echo, 20)
@@ -273,6 +286,7 @@ func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration) *rttResult {
 	res = c.do(lgCommand{Op: "after"})
 	r.afterCode, r.afterTook = res.Codes[0], time.Duration(res.Each[0])
 	c.enc.Encode(lgCommand{Op: "quit"})
+
 	if len(r.errors) > 0 {
 		t.Logf("RTT %v: %d failed requests, the first: %s", rtt, len(r.errors), r.errors[0])
 	}
@@ -332,29 +346,30 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration) string {
 	fmt.Fprintf(&b, "The server is that ssh session: `llm-agent-client proxy -- ` a load generator (this test binary) as the tool. ")
 	fmt.Fprintf(&b, "The fake provider sits next to the server (probed RTT %.2f ms from the server, %.2f ms from the laptop) and thinks %v before its first byte. ", ms(e.provServer), ms(e.provLaptop), *rttThink)
 	fmt.Fprintf(&b, "RTT is measured, not assumed: the median of 20 one-byte TCP echoes through a relay of the same path, before and after the rows (ICMP ping does not cross a user-space relay). ")
-	fmt.Fprintf(&b, "Added time to first byte is the proxy's median minus the direct median over %d interleaved pairs of a small streamed request (the tool's connections kept open, as tools do).\n\n", *rttPairs)
+	fmt.Fprintf(&b, "Added time to first byte is the proxy's median minus the direct median over %d interleaved pairs of a small streamed request (the tool's connections kept open, as tools do), after 3 pairs of warm-up; channels are the agent connections sshd forwarded to the laptop during the pairs (from its log).\n\n", *rttPairs)
 
-	fmt.Fprintf(&b, "| RTT set | RTT measured | direct TTFB p50 | proxy TTFB p50 | added | added / RTT | target ≤ 1.1 RTT + 2 ms | met |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| RTT set | RTT measured | direct TTFB p50 | proxy TTFB p50 | added | added / RTT | target ≤ 1.1 RTT + 2 ms | met | channels |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %v | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f | %.1f ms | %s |\n", r.set, ms(r.rtt()), ms(median(r.direct)), ms(median(r.proxy)),
-			ms(r.added()), r.addedRTT(), ms(r.target()), yesNo(r.added() <= r.target()))
+		fmt.Fprintf(&b, "| %v | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f | %.1f ms | %s | %d |\n", r.set, ms(r.rtt()), ms(median(r.direct)), ms(median(r.proxy)),
+			ms(r.added()), r.addedRTT(), ms(r.target()), yesNo(r.added() <= r.target()), r.pairChannels)
 	}
 
-	fmt.Fprintf(&b, "\nConcurrent requests through the proxy, each a small streamed request read to its end, all started at once: 3 bursts of each size, each followed by the same burst sent directly to the provider (median totals; errors summed over the 3); one request alone is the median of 5. The burst is serialised when it takes twice one request or more.\n\n")
-	fmt.Fprintf(&b, "| RTT measured | at once | errors | proxy total | one request | total / one | serialised | direct total |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "\nConcurrent requests through the proxy, each a small streamed request read to its end, all started at once: 3 bursts of each size in a row, each followed by the same burst sent directly to the provider. The first burst of a size opens the agent connections it cannot find held (channels, and errors, are summed over the 3); total is the median of the 3, and one request alone the median of 5. The burst is serialised when it takes twice one request or more. Laptop and server share this machine's %d cores: the direct burst shows what the burst alone costs it.\n\n", runtime.NumCPU())
+	fmt.Fprintf(&b, "| RTT measured | at once | errors | channels | first burst | proxy total | one request | total / one | serialised | direct total |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		one := median(r.single)
 		for _, n := range burstSizes {
 			var totals, directs []time.Duration
-			errs := 0
+			errs, chans := 0, 0
 			for _, x := range r.bursts[n] {
 				totals = append(totals, x.total)
 				directs = append(directs, x.direct)
 				errs += x.errors
+				chans += x.channels
 			}
 			tot := median(totals)
 			ratio := float64(tot) / float64(one)
-			fmt.Fprintf(&b, "| %.1f ms | %d | %d | %.1f ms | %.1f ms | %.2f | %s | %.1f ms |\n", ms(r.rtt()), n, errs, ms(tot), ms(one), ratio,
+			fmt.Fprintf(&b, "| %.1f ms | %d | %d | %d | %.1f ms | %.1f ms | %.1f ms | %.2f | %s | %.1f ms |\n", ms(r.rtt()), n, errs, chans, ms(totals[0]), ms(tot), ms(one), ratio,
 				map[bool]string{true: "YES", false: "no"}[ratio >= 2], ms(median(directs)))
 		}
 	}
