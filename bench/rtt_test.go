@@ -30,7 +30,7 @@ var (
 	rttList           = flag.String("rtt", "", "run the round-trip report at these RTTs between laptop and server (comma-separated, e.g. 5ms,50ms,100ms)")
 	rttOut            = flag.String("rtt-out", "", "write the round-trip report's markdown to this file too")
 	rttPairs          = flag.Int("rtt-pairs", 30, "interleaved direct/proxy pairs per RTT")
-	rttClient         = flag.String("rtt-client", "", "measure this llm-agent-client binary (world-executable) instead of the tree's, e.g. an older build")
+	rttBefore         = flag.String("rtt-before", "", "also measure this llm-agent-client binary (world-executable; an older build), before the tree's at each RTT, and report both")
 	rttThink          = flag.Duration("rtt-think", 20*time.Millisecond, "the fake provider's think time before its first byte")
 	rttProviderServer = flag.Duration("rtt-provider-server", 0, "RTT between the server and the fake provider (0: next to it)")
 	rttProviderLaptop = flag.Duration("rtt-provider-laptop", 30*time.Millisecond, "RTT between the laptop and the fake provider (probed and reported, for the relay)")
@@ -51,6 +51,7 @@ const streamSize = 8 << 20
 // rttResult is one RTT's measurements.
 type rttResult struct {
 	set, before, after time.Duration // the RTT asked for; probed before and after
+	client             string        // which llm-agent-client
 	direct, proxy      []time.Duration
 	pairChannels       int               // agent channels opened during the pairs
 	single             []time.Duration   // whole time of one request alone
@@ -70,13 +71,16 @@ type lgBurst struct {
 	channels      int // agent channels sshd opened for it
 }
 
+// rttClient is an llm-agent-client build to measure.
+type rttClient struct{ name, path string }
+
 // rttEnv is what every RTT shares: the laptop's agent, the server, the
 // owner's account there, the fake provider and the paths to it.
 type rttEnv struct {
 	agent        *agenttest.Agent
 	server       *sshtest.Server
 	user         *sshtest.User
-	client       string // llm-agent-client
+	clients      []rttClient
 	loadgen      string // this test binary, executable by the user
 	provider     string // the fake provider as the server reaches it
 	echo         string
@@ -103,9 +107,11 @@ func TestRTT(t *testing.T) {
 	e := setupRTT(t)
 	var results []*rttResult
 	for _, rtt := range rtts {
-		r := measureRTT(t, e, rtt)
-		results = append(results, r)
-		t.Logf("RTT %v: measured %v, added %.1f ms (%.2f RTT)", rtt, r.rtt(), ms(r.added()), r.addedRTT())
+		for _, client := range e.clients {
+			r := measureRTT(t, e, rtt, client)
+			results = append(results, r)
+			t.Logf("RTT %v, %s: measured %v, added %.1f ms (%.2f RTT)", rtt, client.name, r.rtt(), ms(r.added()), r.addedRTT())
+		}
 	}
 	md := rttReport(e, results, time.Since(start))
 	fmt.Print(md)
@@ -117,10 +123,11 @@ func TestRTT(t *testing.T) {
 }
 
 func setupRTT(t *testing.T) *rttEnv {
-	e := &rttEnv{client: bins.Client}
-	if *rttClient != "" {
-		e.client = *rttClient
+	e := &rttEnv{}
+	if *rttBefore != "" {
+		e.clients = append(e.clients, rttClient{"before", *rttBefore})
 	}
+	e.clients = append(e.clients, rttClient{"this tree", bins.Client})
 	dir := sshtest.PublicDir(t, 0o755, nil)
 	e.askpass = filepath.Join(dir, "askpass")
 	// The owner never answers in time: a confirm-marked get stays in
@@ -203,8 +210,8 @@ func (c *control) do(cmd lgCommand) lgResult {
 // measureRTT measures one RTT: the owner logs in through a link of that
 // RTT and starts the proxy with the load generator under it; the
 // load generator runs the rows; then the owner's ssh is killed.
-func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration) *rttResult {
-	r := &rttResult{set: rtt, bursts: map[int][]lgBurst{}}
+func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration, client rttClient) *rttResult {
+	r := &rttResult{set: rtt, client: client.name, bursts: map[int][]lgBurst{}}
 	path := newPath(rtt)
 	r.before = path.probe(t, e.echo, 20)
 	_, port, _ := net.SplitHostPort(path.link(t, e.server.Addr))
@@ -216,7 +223,7 @@ func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration) *rttResult {
 	// setsid: the owner's disconnect must not take the proxy's session
 	// (a terminal's hangup) with it; only the forwarded agent goes.
 	remote := fmt.Sprintf("exec setsid -w %s proxy --upstream anthropic=%s --upstream slow=%s -- %s -loadgen %s -loadgen-direct %s >>%s 2>&1 </dev/null",
-		e.client, providerURL(e.provider), providerURL(e.provider), e.loadgen, ln.Addr(), providerURL(e.provider), e.proxyLogPath)
+		client.path, providerURL(e.provider), providerURL(e.provider), e.loadgen, ln.Addr(), providerURL(e.provider), e.proxyLogPath)
 	args := []string{"-o", "ForwardAgent=" + e.agent.Sock, "-o", "Port=" + port}
 	if *rttTTY {
 		args = append(args, "-tt")
@@ -341,21 +348,25 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration) string {
 		tty = "without a terminal"
 	}
 	fmt.Fprintf(&b, "\n## Round trips: the proxy over ssh with a delay between laptop and server\n\n")
-	fmt.Fprintf(&b, "`go test -run '^TestRTT$' ./bench/ -args -rtt %s` (part of `bench/run`; %s on this machine, as root). ", *rttList, took.Round(time.Second))
+	args := "-rtt " + *rttList
+	if *rttBefore != "" {
+		args += " -rtt-before OLD-llm-agent-client"
+	}
+	fmt.Fprintf(&b, "`go test -run '^TestRTT$' ./bench/ -args %s` (part of `bench/run`; %s on this machine, as root). ", args, took.Round(time.Second))
 	fmt.Fprintf(&b, "The laptop is the test process: llm-agent and the owner's real `ssh` %s, forwarding the agent with `ForwardAgent`, to a real sshd on 127.0.0.1 through a user-space delaying TCP relay that holds every chunk RTT/2 in each direction, counted from its arrival. ", tty)
 	fmt.Fprintf(&b, "The server is that ssh session: `llm-agent-client proxy -- ` a load generator (this test binary) as the tool. ")
 	fmt.Fprintf(&b, "The fake provider sits next to the server (probed RTT %.2f ms from the server, %.2f ms from the laptop) and thinks %v before its first byte. ", ms(e.provServer), ms(e.provLaptop), *rttThink)
 	fmt.Fprintf(&b, "RTT is measured, not assumed: the median of 20 one-byte TCP echoes through a relay of the same path, before and after the rows (ICMP ping does not cross a user-space relay). ")
 	fmt.Fprintf(&b, "Added time to first byte is the proxy's median minus the direct median over %d interleaved pairs of a small streamed request (the tool's connections kept open, as tools do), after 3 pairs of warm-up; channels are the agent connections sshd forwarded to the laptop during the pairs (from its log).\n\n", *rttPairs)
 
-	fmt.Fprintf(&b, "| RTT set | RTT measured | direct TTFB p50 | proxy TTFB p50 | added | added / RTT | target ≤ 1.1 RTT + 2 ms | met | channels |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| RTT set | proxy | RTT measured | direct TTFB p50 | proxy TTFB p50 | added | added / RTT | target ≤ 1.1 RTT + 2 ms | met | channels |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
-		fmt.Fprintf(&b, "| %v | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f | %.1f ms | %s | %d |\n", r.set, ms(r.rtt()), ms(median(r.direct)), ms(median(r.proxy)),
+		fmt.Fprintf(&b, "| %v | %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f | %.1f ms | %s | %d |\n", r.set, r.client, ms(r.rtt()), ms(median(r.direct)), ms(median(r.proxy)),
 			ms(r.added()), r.addedRTT(), ms(r.target()), yesNo(r.added() <= r.target()), r.pairChannels)
 	}
 
 	fmt.Fprintf(&b, "\nConcurrent requests through the proxy, each a small streamed request read to its end, all started at once: 3 bursts of each size in a row, each followed by the same burst sent directly to the provider. The first burst of a size opens the agent connections it cannot find held (channels, and errors, are summed over the 3); total is the median of the 3, and one request alone the median of 5. The burst is serialised when it takes twice one request or more. Laptop and server share this machine's %d cores: the direct burst shows what the burst alone costs it.\n\n", runtime.NumCPU())
-	fmt.Fprintf(&b, "| RTT measured | at once | errors | channels | first burst | proxy total | one request | total / one | serialised | direct total |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| RTT measured | proxy | at once | errors | channels | first burst | proxy total | one request | total / one | serialised | direct total |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		one := median(r.single)
 		for _, n := range burstSizes {
@@ -369,25 +380,25 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration) string {
 			}
 			tot := median(totals)
 			ratio := float64(tot) / float64(one)
-			fmt.Fprintf(&b, "| %.1f ms | %d | %d | %d | %.1f ms | %.1f ms | %.1f ms | %.2f | %s | %.1f ms |\n", ms(r.rtt()), n, errs, chans, ms(totals[0]), ms(tot), ms(one), ratio,
+			fmt.Fprintf(&b, "| %.1f ms | %s | %d | %d | %d | %.1f ms | %.1f ms | %.1f ms | %.2f | %s | %.1f ms |\n", ms(r.rtt()), r.client, n, errs, chans, ms(totals[0]), ms(tot), ms(one), ratio,
 				map[bool]string{true: "YES", false: "no"}[ratio >= 2], ms(median(directs)))
 		}
 	}
 	fmt.Fprintf(&b, "\nStreaming throughput of an %d MiB answer from its first byte to its last (median of 5 interleaved), and the owner's disconnect: %d requests whose gets wait for the owner's confirmation when the owner's `ssh` is killed (SIGKILL); the time from the kill until the last of them has failed, and how long the next request then takes to fail.\n\n", streamSize>>20, 8)
-	fmt.Fprintf(&b, "| RTT measured | direct MiB/s | proxy MiB/s | ratio | target ≥ 0.9 | held requests: statuses | all failed within | target ≤ 1 s | next request |\n|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| RTT measured | proxy | direct MiB/s | proxy MiB/s | ratio | target ≥ 0.9 | held requests: statuses | all failed within | target ≤ 1 s | next request |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		d, p := medianF(r.rateDirect), medianF(r.rateProxy)
 		ratio := 0.0
 		if d > 0 {
 			ratio = p / d
 		}
-		fmt.Fprintf(&b, "| %.1f ms | %.0f | %.0f | %.2f | %s | %s | %.0f ms | %s | %d in %.1f ms |\n", ms(r.rtt()), d, p, ratio, yesNo(ratio >= 0.9),
+		fmt.Fprintf(&b, "| %.1f ms | %s | %.0f | %.0f | %.2f | %s | %s | %.0f ms | %s | %d in %.1f ms |\n", ms(r.rtt()), r.client, d, p, ratio, yesNo(ratio >= 0.9),
 			codes(r.heldCodes), ms(r.heldFail), yesNo(len(r.heldCodes) == 8 && allFailed(r.heldCodes) && r.heldFail <= time.Second), r.afterCode, ms(r.afterTook))
 	}
 	var errs []string
 	for _, r := range rs {
 		for _, e := range r.errors {
-			errs = append(errs, fmt.Sprintf("%v: %s", r.set, e))
+			errs = append(errs, fmt.Sprintf("%v, %s: %s", r.set, r.client, e))
 		}
 	}
 	if len(errs) > 0 {

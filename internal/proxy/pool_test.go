@@ -256,7 +256,9 @@ func newConfirmRig(t *testing.T) *confirmRig {
 	dir := t.TempDir()
 	asked, answer := filepath.Join(dir, "asked"), filepath.Join(dir, "answer")
 	askpass := filepath.Join(dir, "askpass")
-	script := "#!/bin/sh\ntouch '" + asked + "'\nwhile [ ! -e '" + answer + "' ]; do sleep 0.02; done\nexit 1\n"
+	// It also gives up when the test's directory goes, or after a minute:
+	// it must not outlive the test.
+	script := "#!/bin/sh\ntouch '" + asked + "'\ni=0\nwhile [ ! -e '" + answer + "' ] && [ -d '" + dir + "' ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done\nexit 1\n"
 	if err := os.WriteFile(askpass, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
