@@ -35,8 +35,10 @@ import (
 //     one would keep the owner's ssh, and the agent, reachable after the
 //     owner logged out. The proxy watches the child processes that the
 //     socket's server (sshd, for a forwarded socket) had when the
-//     connection was dialled, its login sessions, and closes the
-//     connections held for them when all have ended. A socket whose
+//     connection was dialled, its login sessions (as the kernel lists
+//     them in /proc/PID/task/TID/children; without that list nothing is
+//     held), and closes the connections held for them when all have
+//     ended, or the server has. A socket whose
 //     server has no child process (the guard, whose own connections to
 //     the laptop are held) costs no channel to dial, and its connections
 //     are not held.

@@ -20,12 +20,13 @@ import (
 // sessionWatch follows the child processes that the server of an agent
 // socket had when a connection to it was dialled: for sshd, the login
 // sessions of the ssh connection that forwards the socket. It is over
-// once all of them have exited.
+// once all of them have exited, or the server has.
 type sessionWatch struct {
-	pid   int   // the socket's server
-	fds   []int // pidfds of its children then
-	ended atomic.Bool
-	once  sync.Once
+	pid    int   // the socket's server
+	server int   // its pidfd
+	fds    []int // pidfds of its children then
+	ended  atomic.Bool
+	once   sync.Once
 }
 
 // peerPID is the pid of the process that serves c's socket (the one that
@@ -48,10 +49,14 @@ func peerPID(c net.Conn) int {
 	return int(cred.Pid)
 }
 
-// watchSessions pins pid's child processes; nil when it has none that can
-// be pinned.
+// watchSessions pins pid and its child processes; nil when it has no
+// child that can be pinned.
 func watchSessions(pid int) *sessionWatch {
-	w := &sessionWatch{pid: pid}
+	server, err := peercred.PidfdOpen(pid)
+	if err != nil {
+		return nil
+	}
+	w := &sessionWatch{pid: pid, server: server}
 	for _, child := range childrenOf(pid) {
 		fd, err := peercred.PidfdOpen(child)
 		if err != nil {
@@ -66,6 +71,7 @@ func watchSessions(pid int) *sessionWatch {
 		w.fds = append(w.fds, fd)
 	}
 	if len(w.fds) == 0 {
+		unix.Close(server)
 		return nil
 	}
 	return w
@@ -96,9 +102,10 @@ func childrenOf(pid int) []int {
 // over reports whether every watched session has ended.
 func (w *sessionWatch) over() bool { return w.ended.Load() }
 
-// wait blocks until every watched process has exited and reports true,
-// or until stop ends and reports false; it closes the pidfds. A watch it
-// cannot keep is over: the connections held for it are let go.
+// wait blocks until every watched session, or the server, has exited
+// and reports true, or until stop ends and reports false; it closes the
+// pidfds. A watch it cannot keep is over: the connections held for it are
+// let go.
 func (w *sessionWatch) wait(stop context.Context) bool {
 	defer w.stop()
 	left := w.fds
@@ -106,19 +113,19 @@ func (w *sessionWatch) wait(stop context.Context) bool {
 		if stop.Err() != nil {
 			return false
 		}
-		polls := make([]unix.PollFd, len(left))
-		for i, fd := range left {
-			polls[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+		polls := []unix.PollFd{{Fd: int32(w.server), Events: unix.POLLIN}}
+		for _, fd := range left {
+			polls = append(polls, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
 		}
 		n, err := unix.Poll(polls, 200)
 		if errors.Is(err, unix.EINTR) || n == 0 {
 			continue
 		}
-		if err != nil {
+		if err != nil || polls[0].Revents != 0 {
 			break
 		}
 		var still []int
-		for i, p := range polls {
+		for i, p := range polls[1:] {
 			if p.Revents == 0 {
 				still = append(still, left[i])
 			}
@@ -132,6 +139,7 @@ func (w *sessionWatch) wait(stop context.Context) bool {
 // stop closes the pidfds.
 func (w *sessionWatch) stop() {
 	w.once.Do(func() {
+		unix.Close(w.server)
 		for _, fd := range w.fds {
 			unix.Close(fd)
 		}
