@@ -11,5 +11,7 @@
 // session with a load generator (this test binary, loadgen_test.go) as its
 // tool, and a fake provider (provider_test.go) answers next to the
 // server. Every number is reported beside the RTT probed through the same
-// path, and as a multiple of it.
+// path, and as a multiple of it; -rtt-before PATH measures an older
+// llm-agent-client beside the tree's in the same run. About 45 s for the
+// three RTTs (twice that with -rtt-before).
 package bench
