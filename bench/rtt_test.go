@@ -103,7 +103,7 @@ func TestRTT(t *testing.T) {
 		}
 		rtts = append(rtts, d)
 	}
-	start := time.Now()
+	start, load := time.Now(), loadAverage()
 	e := setupRTT(t)
 	var results []*rttResult
 	for _, rtt := range rtts {
@@ -113,7 +113,7 @@ func TestRTT(t *testing.T) {
 			t.Logf("RTT %v, %s: measured %v, added %.1f ms (%.2f RTT)", rtt, client.name, r.rtt(), ms(r.added()), r.addedRTT())
 		}
 	}
-	md := rttReport(e, results, time.Since(start))
+	md := rttReport(e, results, time.Since(start), load+" at the start, "+loadAverage()+" at the end")
 	fmt.Print(md)
 	if *rttOut != "" {
 		if err := os.WriteFile(*rttOut, []byte(md), 0o644); err != nil {
@@ -341,7 +341,21 @@ func yesNo(ok bool) string {
 }
 
 // rttReport renders the results as the report's markdown section.
-func rttReport(e *rttEnv, rs []*rttResult, took time.Duration) string {
+// loadAverage is the 1-minute load average, to say how quiet the machine
+// was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+func rttReport(e *rttEnv, rs []*rttResult, took time.Duration, load string) string {
 	var b strings.Builder
 	tty := "with a terminal (`ssh -tt`, as an interactive login)"
 	if !*rttTTY {
@@ -352,7 +366,7 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration) string {
 	if *rttBefore != "" {
 		args += " -rtt-before OLD-llm-agent-client"
 	}
-	fmt.Fprintf(&b, "`go test -run '^TestRTT$' ./bench/ -args %s` (part of `bench/run`; %s on this machine, as root). ", args, took.Round(time.Second))
+	fmt.Fprintf(&b, "`go test -run '^TestRTT$' ./bench/ -args %s` (part of `bench/run`; %s on this machine, as root, on %s, 1-minute load average %s). ", args, took.Round(time.Second), time.Now().UTC().Format("2006-01-02"), load)
 	fmt.Fprintf(&b, "The laptop is the test process: llm-agent and the owner's real `ssh` %s, forwarding the agent with `ForwardAgent`, to a real sshd on 127.0.0.1 through a user-space delaying TCP relay that holds every chunk RTT/2 in each direction, counted from its arrival. ", tty)
 	fmt.Fprintf(&b, "The server is that ssh session: `llm-agent-client proxy -- ` a load generator (this test binary) as the tool. ")
 	fmt.Fprintf(&b, "The fake provider sits next to the server (probed RTT %.2f ms from the server, %.2f ms from the laptop) and thinks %v before its first byte. ", ms(e.provServer), ms(e.provLaptop), *rttThink)
