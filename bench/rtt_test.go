@@ -371,6 +371,9 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration, load string) stri
 	fmt.Fprintf(&b, "The server is that ssh session: `llm-agent-client proxy -- ` a load generator (this test binary) as the tool. ")
 	fmt.Fprintf(&b, "The fake provider sits next to the server (probed RTT %.2f ms from the server, %.2f ms from the laptop) and thinks %v before its first byte. ", ms(e.provServer), ms(e.provLaptop), *rttThink)
 	fmt.Fprintf(&b, "RTT is measured, not assumed: the median of 20 one-byte TCP echoes through a relay of the same path, before and after the rows (ICMP ping does not cross a user-space relay). ")
+	if *rttBefore != "" {
+		fmt.Fprintf(&b, "Rows marked before measure the build given with -rtt-before, beside this tree's in the same run. ")
+	}
 	fmt.Fprintf(&b, "Added time to first byte is the proxy's median minus the direct median over %d interleaved pairs of a small streamed request (the tool's connections kept open, as tools do), after 3 pairs of warm-up; channels are the agent connections sshd forwarded to the laptop during the pairs (from its log).\n\n", *rttPairs)
 
 	fmt.Fprintf(&b, "| RTT set | proxy | RTT measured | direct TTFB p50 | proxy TTFB p50 | added | added / RTT | target ≤ 1.1 RTT + 2 ms | met | channels |\n|---|---|---|---|---|---|---|---|---|---|\n")
