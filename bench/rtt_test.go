@@ -275,7 +275,7 @@ func measureRTT(t *testing.T, e *rttEnv, rtt time.Duration, client rttClient) *r
 		}
 	}
 
-	res = keep(c.do(lgCommand{Op: "stream", N: 5, Size: streamSize}))
+	res = keep(c.do(lgCommand{Op: "stream", N: 9, Size: streamSize}))
 	r.rateDirect, r.rateProxy = res.DirectRate, res.ProxyRate
 	r.after = path.probe(t, e.echo, 20)
 
@@ -401,7 +401,7 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration, load string) stri
 				map[bool]string{true: "YES", false: "no"}[ratio >= 2], ms(median(directs)))
 		}
 	}
-	fmt.Fprintf(&b, "\nStreaming throughput of an %d MiB answer from its first byte to its last (median of 5 interleaved), and the owner's disconnect: %d requests whose gets wait for the owner's confirmation when the owner's `ssh` is killed (SIGKILL); the time from the kill until the last of them has failed, and how long the next request then takes to fail.\n\n", streamSize>>20, 8)
+	fmt.Fprintf(&b, "\nStreaming throughput of an %d MiB answer from its first byte to its last (median of 9 interleaved), and the owner's disconnect: %d requests whose gets wait for the owner's confirmation when the owner's `ssh` is killed (SIGKILL); the time from the kill until the last of them has failed, and how long the next request then takes to fail.\n\n", streamSize>>20, 8)
 	fmt.Fprintf(&b, "| RTT measured | proxy | direct MiB/s | proxy MiB/s | ratio | target ≥ 0.9 | held requests: statuses | all failed within | target ≤ 1 s | next request |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		d, p := medianF(r.rateDirect), medianF(r.rateProxy)
