@@ -409,7 +409,7 @@ func rttReport(e *rttEnv, rs []*rttResult, took time.Duration, load string) stri
 		if d > 0 {
 			ratio = p / d
 		}
-		fmt.Fprintf(&b, "| %.1f ms | %s | %.0f | %.0f | %.2f | %s | %s | %.0f ms | %s | %d in %.1f ms |\n", ms(r.rtt()), r.client, d, p, ratio, yesNo(ratio >= 0.9),
+		fmt.Fprintf(&b, "| %.1f ms | %s | %.0f | %.0f | %.3f | %s | %s | %.0f ms | %s | %d in %.1f ms |\n", ms(r.rtt()), r.client, d, p, ratio, yesNo(ratio >= 0.9),
 			codes(r.heldCodes), ms(r.heldFail), yesNo(len(r.heldCodes) == 8 && allFailed(r.heldCodes) && r.heldFail <= time.Second), r.afterCode, ms(r.afterTook))
 	}
 	var errs []string
