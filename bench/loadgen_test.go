@@ -156,7 +156,11 @@ func (lg *loadgen) run(cmd lgCommand) lgResult {
 		r.Total = int64(time.Since(start))
 	case "stream":
 		for i := 0; i < cmd.N; i++ {
-			for _, url := range []string{lg.direct, lg.anthropic} {
+			first, second := lg.direct, lg.anthropic
+			if i%2 == 1 {
+				first, second = second, first
+			}
+			for _, url := range []string{first, second} {
 				// From the first byte to the last: the stream, not the
 				// time to first byte (the rows above).
 				_, n, took, err := lg.stream(url, cmd.Size)
