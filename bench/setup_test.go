@@ -26,8 +26,12 @@ var bins agenttest.Bins
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	// Only the report and the benchmarks need the binaries.
-	if *report || flag.Lookup("test.bench").Value.String() != "" {
+	if *loadgenControl != "" {
+		// Started by TestRTT under the proxy, as the tool.
+		os.Exit(runLoadgen(*loadgenControl, *loadgenDirect))
+	}
+	// Only the reports and the benchmarks need the binaries.
+	if *report || *rttList != "" || flag.Lookup("test.bench").Value.String() != "" {
 		b, err := agenttest.Build("..")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -20,10 +20,12 @@
 //   - refuses it (401, in the provider's error shape) unless it carries the
 //     dummy key in Authorization: Bearer, x-api-key or x-goog-api-key,
 //     compared in constant time;
-//   - asks the agent for the provider's credential over a fresh connection
-//     to its socket (one get per request, bounded by a timeout), so that a
-//     disconnected owner or a removed credential takes effect at the next
-//     request;
+//   - asks the agent for the provider's credential (one get per request,
+//     bounded by a timeout), so that a disconnected owner or a removed
+//     credential takes effect at the next request, over a connection to
+//     the agent's socket that it keeps open between requests (pool.go: over
+//     ssh a fresh one costs a second round trip to the laptop), one request
+//     at a time on each;
 //   - drops every key header the tool sent and injects the credential the
 //     way the provider expects: x-api-key for an Anthropic API key,
 //     Authorization: Bearer for OpenAI-style keys, and for OAuth

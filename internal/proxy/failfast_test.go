@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,11 +16,24 @@ import (
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
-// relay listens on path and passes each connection on to target; while
-// mute is set it holds new connections open unanswered (a dead link).
-// stop closes the listener (which unlinks path) and every connection; it
-// also runs at cleanup.
-func relay(t testing.TB, path, target string, mute *atomic.Bool) (stop func()) {
+// agentRelay passes the connections to a socket on to another, as sshd
+// and the laptop's ssh pass a forwarded agent's.
+type agentRelay struct {
+	// Mute holds everything either way, on new connections and open ones
+	// alike, until it is cleared (a dead link: the laptop's ssh stopped).
+	Mute atomic.Bool
+
+	l        net.Listener
+	done     chan struct{}
+	accepted atomic.Int64
+	mu       sync.Mutex
+	conns    map[net.Conn]net.Conn // each client end and its agent end
+	stopOnce sync.Once
+}
+
+// relay listens on path and passes each connection on to target until
+// Stop, which also runs at cleanup.
+func relay(t testing.TB, path, target string) *agentRelay {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -30,49 +42,91 @@ func relay(t testing.TB, path, target string, mute *atomic.Bool) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	keep := func(c ...net.Conn) {
-		mu.Lock()
-		conns = append(conns, c...)
-		mu.Unlock()
-	}
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			l.Close()
-			mu.Lock()
-			for _, c := range conns {
-				c.Close()
-			}
-			mu.Unlock()
-		})
-	}
-	t.Cleanup(stop)
+	r := &agentRelay{l: l, done: make(chan struct{}), conns: map[net.Conn]net.Conn{}}
+	t.Cleanup(r.Stop)
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			keep(c)
-			if mute != nil && mute.Load() {
+			r.accepted.Add(1)
+			u, err := net.Dial("unix", target)
+			if err != nil {
+				c.Close()
 				continue
 			}
-			go func() {
-				u, err := net.Dial("unix", target)
-				if err != nil {
-					c.Close()
-					return
-				}
-				keep(u)
-				go func() { io.Copy(u, c); u.Close() }()
-				io.Copy(c, u)
-				c.Close()
-			}()
+			r.mu.Lock()
+			r.conns[c] = u
+			r.mu.Unlock()
+			go r.pass(u, c)
+			go r.pass(c, u)
 		}
 	}()
-	return stop
+	return r
+}
+
+// pass copies src to dst, holding each chunk while muted; at the end of
+// either it closes both.
+func (r *agentRelay) pass(dst, src net.Conn) {
+	defer func() {
+		dst.Close()
+		src.Close()
+		r.mu.Lock()
+		delete(r.conns, src)
+		delete(r.conns, dst)
+		r.mu.Unlock()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for n > 0 && r.Mute.Load() {
+			select {
+			case <-r.done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Stop closes the listener (which unlinks the path) and every connection:
+// the owner disconnected.
+func (r *agentRelay) Stop() {
+	r.stopOnce.Do(func() {
+		close(r.done)
+		r.l.Close()
+		r.Drop()
+	})
+}
+
+// Drop closes every open connection and goes on listening: the agent's
+// end of every connection the proxy holds goes away.
+func (r *agentRelay) Drop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c, u := range r.conns {
+		c.Close()
+		u.Close()
+	}
+}
+
+// Accepted counts the connections the relay took.
+func (r *agentRelay) Accepted() int { return int(r.accepted.Load()) }
+
+// Open counts the connections open now.
+func (r *agentRelay) Open() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
 }
 
 func ownerOf(t testing.TB, sock string) string {
@@ -96,15 +150,14 @@ func TestFailFast(t *testing.T) {
 	_, sock := startAgent(t)
 	add(t, sock, "anthropic", protocol.KindAPI, "key", "sk-ant-FF")
 	up, _ := startUpstream(t)
-	var mute atomic.Bool
 	front := filepath.Join(t.TempDir(), "front.sock")
-	relay(t, front, sock, &mute)
+	r := relay(t, front, sock)
 	p, base := newProxy(t, proxy.Config{Socket: front, Timeout: 500 * time.Millisecond, Upstreams: map[string]string{"anthropic": up.URL}})
 	hdr := map[string]string{"x-api-key": p.DummyKey()}
 	if resp, body := do(t, "POST", base+"/anthropic/v1/messages", hdr); resp.StatusCode != 200 {
 		t.Fatalf("before: %d %s", resp.StatusCode, body)
 	}
-	mute.Store(true)
+	r.Mute.Store(true)
 	start := time.Now()
 	resp, body := do(t, "POST", base+"/anthropic/v1/messages", hdr)
 	_, msg := errorBody(t, body)
@@ -121,7 +174,7 @@ func TestFailFast(t *testing.T) {
 			t.Errorf("request %d on a dead link: %d %s after %v: %q; want 503 at once", i+2, resp.StatusCode, typ, took, msg)
 		}
 	}
-	mute.Store(false)
+	r.Mute.Store(false)
 	back := time.Now()
 	for {
 		resp, _ := do(t, "POST", base+"/anthropic/v1/messages", hdr)
@@ -164,7 +217,7 @@ func TestFollower(t *testing.T) {
 	}
 
 	stable := guard.StablePath(base, owner)
-	relay(t, stable, other, nil)
+	relay(t, stable, other)
 	resp, body = do(t, "POST", url+"/anthropic/v1/messages", hdr)
 	_, msg = errorBody(t, body)
 	t.Logf("another owner's agent at the stable path: %d %s", resp.StatusCode, msg)
@@ -173,7 +226,7 @@ func TestFollower(t *testing.T) {
 	}
 	os.Remove(stable)
 
-	relay(t, stable, sock, nil)
+	relay(t, stable, sock)
 	resp, body = do(t, "POST", url+"/anthropic/v1/messages", hdr)
 	if resp.StatusCode != 200 {
 		t.Fatalf("the owner's guard at the stable path: %d %s", resp.StatusCode, body)
@@ -210,7 +263,7 @@ func TestFollowerInodeReuse(t *testing.T) {
 	hdr := map[string]string{"x-api-key": p.DummyKey()}
 
 	for try := 0; ; try++ {
-		stopGuard := relay(t, stable, sock, nil)
+		stopGuard := relay(t, stable, sock).Stop
 		st1, err := os.Stat(stable)
 		if err != nil {
 			t.Fatal(err)
@@ -223,7 +276,7 @@ func TestFollowerInodeReuse(t *testing.T) {
 		// A later moment, as for any file made after the guard's (the
 		// kernel's clock for file times ticks every few ms).
 		time.Sleep(20 * time.Millisecond)
-		relay(t, stable, other, nil) // the co-tenant's socket
+		relay(t, stable, other) // the co-tenant's socket
 		st2, err := os.Stat(stable)
 		if err != nil {
 			t.Fatal(err)
@@ -278,10 +331,8 @@ func TestFollowerSilentSocket(t *testing.T) {
 	dir := t.TempDir()
 	gone := filepath.Join(dir, "forwarded.sock")
 	base := filepath.Join(dir, "base")
-	var mute atomic.Bool
-	mute.Store(true)
-	relay(t, gone, sock, &mute) // silent
-	relay(t, guard.StablePath(base, owner), sock, nil)
+	relay(t, gone, sock).Mute.Store(true) // silent
+	relay(t, guard.StablePath(base, owner), sock)
 	f := proxy.NewFollower(gone, owner, []string{base})
 	p, url := newProxy(t, proxy.Config{Socket: gone, Dial: f.Dial, Timeout: time.Second, Upstreams: map[string]string{"anthropic": up.URL}})
 	hdr := map[string]string{"x-api-key": p.DummyKey()}

@@ -26,7 +26,8 @@ import (
 
 // Config configures a Proxy.
 type Config struct {
-	// Socket is the agent's socket; the proxy dials it once per request.
+	// Socket is the agent's socket. The proxy asks it once per request,
+	// over connections it keeps open between requests (pool.go).
 	Socket string
 	// Dial, when set, replaces the dial of Socket (a Follower's Dial:
 	// the owner's agent wherever it is now); its errors should say what
@@ -57,6 +58,12 @@ type Config struct {
 	// time) and each failure; never a credential, a key or a query
 	// string. Nil is quiet.
 	Log *log.Logger
+	// MaxIdle bounds the agent connections kept open between requests;
+	// zero means 64, negative keeps none (a fresh connection per
+	// request). IdleTime is how long one is kept unused; zero means 5
+	// minutes.
+	MaxIdle  int
+	IdleTime time.Duration
 }
 
 // Proxy is the auth-injecting reverse proxy. It is an http.Handler.
@@ -67,6 +74,7 @@ type Proxy struct {
 	rp     *httputil.ReverseProxy
 	srv    *http.Server
 	link   linkState
+	pool   *agentPool
 
 	noGuard sync.Once // RegisterWithGuard says "no guard" once
 }
@@ -88,8 +96,15 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Transport == nil {
 		cfg.Transport = NewTransport()
 	}
+	if cfg.MaxIdle == 0 {
+		cfg.MaxIdle = defaultMaxIdle
+	}
+	if cfg.IdleTime <= 0 {
+		cfg.IdleTime = defaultIdleTime
+	}
 	p := &Proxy{cfg: cfg, routes: map[string]*route{}}
 	p.link.closed = make(chan struct{})
+	p.pool = newPool(p.dial, cfg.Timeout, cfg.MaxIdle, cfg.IdleTime)
 	for _, prov := range providers.All() {
 		p.routes[prov.Name] = &route{prov: prov, base: prov.Upstream}
 	}
@@ -183,7 +198,8 @@ func (p *Proxy) Routes() []string {
 // Serve answers on l until Close.
 func (p *Proxy) Serve(l net.Listener) error { return serveUntilClosed(p.srv, l) }
 
-// Close stops serving: open requests get at most grace to finish.
+// Close stops serving: open requests get at most grace to finish. The
+// agent connections it holds are closed.
 func (p *Proxy) Close(grace time.Duration) {
 	p.link.mu.Lock()
 	select {
@@ -192,6 +208,7 @@ func (p *Proxy) Close(grace time.Duration) {
 		close(p.link.closed)
 	}
 	p.link.mu.Unlock()
+	p.pool.close() // and what requests give back later
 	shutdown(p.srv, grace)
 }
 
@@ -384,35 +401,60 @@ func logPath(rest string) string {
 	return rest
 }
 
-// fetch asks the agent for provider's credential over a fresh connection,
-// within the timeout, and gives up when the tool hangs up.
+// fetch asks the agent for provider's credential, within the timeout, on
+// a held connection or a fresh one, and gives up when the tool hangs up. A
+// held connection that fails before any byte of the get was written is
+// dropped and the get goes once more, on a fresh connection; once a byte
+// went, the failure is the request's (the agent may have seen the get,
+// and may have asked the owner).
 func (p *Proxy) fetch(ctx context.Context, provider string) (*protocol.Credential, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	conn, err := p.dial(ctx) // refuses a socket another user serves
-	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded || errors.Is(err, errTimeout) {
-			return nil, errTimeout
-		}
-		return nil, &unreachableError{err}
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	c := protocol.NewClient(conn)
-	c.Timeout = p.cfg.Timeout
 	var who *protocol.Requester
 	if p.cfg.Requester != nil {
 		who = p.cfg.Requester()
 	}
+	conn, reused, err := p.pool.take(ctx) // a dial refuses a socket another user serves
+	for {
+		if err != nil {
+			if ctx.Err() == context.DeadlineExceeded || errors.Is(err, errTimeout) {
+				return nil, errTimeout
+			}
+			return nil, &unreachableError{err}
+		}
+		var cred *protocol.Credential
+		var sent bool
+		cred, sent, err = p.getOn(ctx, conn, provider, who)
+		if err != nil && reused && !sent && ctx.Err() == nil {
+			conn, err = p.pool.dialNew(ctx)
+			reused = false
+			continue
+		}
+		if err != nil && (ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded)) {
+			return nil, errTimeout
+		}
+		if err == nil {
+			p.linkAnswered()
+		}
+		return cred, err
+	}
+}
+
+// getOn sends one get on conn and gives conn back to the pool if it is
+// still in step, else closes it; sent says whether any byte of the get
+// was written.
+func (p *Proxy) getOn(ctx context.Context, conn *agentConn, provider string, who *protocol.Requester) (*protocol.Credential, bool, error) {
+	sc := &sentConn{Conn: conn.Conn}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	c := protocol.NewClient(sc)
+	c.Timeout = p.cfg.Timeout
 	cred, err := c.Get(provider, who)
-	if err != nil && (ctx.Err() == context.DeadlineExceeded || errors.Is(err, os.ErrDeadlineExceeded)) {
-		return nil, errTimeout
+	if stop() && inStep(err) {
+		p.pool.put(conn)
+	} else {
+		conn.Close()
 	}
-	if err == nil {
-		p.linkAnswered()
-	}
-	return cred, err
+	return cred, sc.sent, err
 }
 
 type unreachableError struct{ err error }

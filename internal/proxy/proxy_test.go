@@ -24,11 +24,15 @@ import (
 )
 
 // startAgent runs a real agent on a Unix socket in a temp dir.
-func startAgent(t testing.TB) (*agent.Agent, string) {
+func startAgent(t testing.TB) (*agent.Agent, string) { return startAgentAsking(t, "") }
+
+// startAgentAsking runs a real agent that confirms uses with askpass.
+func startAgentAsking(t testing.TB, askpass string) (*agent.Agent, string) {
 	t.Helper()
 	s := agenttest.Serve(t, agent.Config{
-		Audit:  agent.NewAuditLog(io.Discard, nil),
-		Budget: memsafe.NewBudget(-1),
+		Audit:   agent.NewAuditLog(io.Discard, nil),
+		Budget:  memsafe.NewBudget(-1),
+		Askpass: askpass,
 		// An OAuth credential must never be refreshed for real here.
 		OAuthEndpoints: map[string]string{"anthropic": "http://127.0.0.1:1/", "openai": "http://127.0.0.1:1/", "github-copilot": "http://127.0.0.1:1/"},
 	})
