@@ -67,18 +67,25 @@ func (k *KeychainItem) validate(kind, provider string) error {
 	if kind != KindOAuth || provider != "anthropic" {
 		return errors.New("the Keychain write-back applies to the anthropic oauth credential (Claude Code's login) only")
 	}
+	return k.Check()
+}
+
+// Check returns an error when the item's service or account is empty,
+// longer than MaxKeychainText, or could be read by security -i otherwise
+// than meant: the agent writes the item through that tool's command line,
+// whose tokenizer reads quotes and backslashes and is byte-based, so only
+// printable ASCII without " and \ is accepted.
+func (k KeychainItem) Check() error {
 	for _, f := range []struct{ name, v string }{{"service", k.Service}, {"account", k.Account}} {
 		if f.v == "" {
 			return fmt.Errorf("the Keychain item's %s is empty", f.name)
 		}
-		if err := checkText([]byte(f.v), MaxKeychainText); err != nil {
-			return fmt.Errorf("the Keychain item's %s %w", f.name, err)
+		if len(f.v) > MaxKeychainText {
+			return fmt.Errorf("the Keychain item's %s is longer than %d bytes", f.name, MaxKeychainText)
 		}
-		// The agent writes the item through security -i's command line,
-		// whose tokenizer reads quotes and backslashes and is byte-based.
-		for _, c := range []byte(f.v) {
-			if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-				return fmt.Errorf("the Keychain item's %s holds %q; security -i could not carry it (want printable ASCII without quotes or backslashes)", f.name, c)
+		for i := 0; i < len(f.v); i++ {
+			if c := f.v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+				return fmt.Errorf("the Keychain item's %s holds a character security -i could misread (only printable ASCII without \" and \\ is written)", f.name)
 			}
 		}
 	}

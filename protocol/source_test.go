@@ -37,10 +37,10 @@ func TestSourceValidate(t *testing.T) {
 		{"keychain", oauth("anthropic", item, nil), ""},
 		{"keychain other provider", oauth("openai", item, nil), "anthropic oauth credential"},
 		{"keychain empty account", oauth("anthropic", &protocol.KeychainItem{Service: "s"}, nil), "account is empty"},
-		{"keychain control", oauth("anthropic", &protocol.KeychainItem{Service: "s\x1b", Account: "a"}, nil), "control character"},
-		{"keychain quote", oauth("anthropic", &protocol.KeychainItem{Service: `Claude "x"`, Account: "a"}, nil), "security -i could not carry it"},
-		{"keychain backslash", oauth("anthropic", &protocol.KeychainItem{Service: "s", Account: `a\b`}, nil), "security -i could not carry it"},
-		{"keychain non-ascii", oauth("anthropic", &protocol.KeychainItem{Service: "s", Account: "é"}, nil), "security -i could not carry it"},
+		{"keychain control", oauth("anthropic", &protocol.KeychainItem{Service: "s\x1b", Account: "a"}, nil), "security -i could misread"},
+		{"keychain quote", oauth("anthropic", &protocol.KeychainItem{Service: `Claude "x"`, Account: "a"}, nil), "security -i could misread"},
+		{"keychain backslash", oauth("anthropic", &protocol.KeychainItem{Service: "s", Account: `a\b`}, nil), "security -i could misread"},
+		{"keychain non-ascii", oauth("anthropic", &protocol.KeychainItem{Service: "s", Account: "é"}, nil), "security -i could misread"},
 		{"keychain and file", oauth("anthropic", item, &protocol.WriteBack{Path: "/a.json", Format: "claude"}), "not both"},
 	} {
 		err := tc.req.Validate()

@@ -164,7 +164,7 @@ func keychainSource(e *env, service string, writeBack bool) (*importSource, erro
 	if writeBack {
 		// The agent will write it through security -i: refuse now what it
 		// would refuse then.
-		if err := keychain.CheckItem(item); err != nil {
+		if err := item.Check(); err != nil {
 			return nil, fmt.Errorf("--write-back: %w", err)
 		}
 	}

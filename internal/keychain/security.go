@@ -55,26 +55,6 @@ func (e *NotFoundError) Error() string {
 // Is makes errors.Is(err, ErrNotFound) true.
 func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
 
-// CheckItem returns an error when item's service or account could be read
-// by the tool's tokenizer otherwise than meant, or is empty: only
-// printable ASCII without " and \ is accepted.
-func CheckItem(item protocol.KeychainItem) error {
-	for _, f := range []struct{ name, v string }{{"service", item.Service}, {"account", item.Account}} {
-		if f.v == "" {
-			return fmt.Errorf("the Keychain item's %s is empty", f.name)
-		}
-		if len(f.v) > protocol.MaxKeychainText {
-			return fmt.Errorf("the Keychain item's %s is longer than %d bytes", f.name, protocol.MaxKeychainText)
-		}
-		for i := 0; i < len(f.v); i++ {
-			if c := f.v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-				return fmt.Errorf("the Keychain item's %s holds a character security -i could misread (only printable ASCII without \" and \\ is written)", f.name)
-			}
-		}
-	}
-	return nil
-}
-
 // describe names item in errors and logs.
 func describe(item protocol.KeychainItem) string {
 	return fmt.Sprintf("Keychain item %q (account %q)", item.Service, item.Account)
@@ -282,7 +262,7 @@ func firstNonSpace(b []byte) int {
 // Write makes item hold data (a new item, or the existing one updated)
 // through security -i, then reads the item back: it must hold data.
 func Write(ctx context.Context, item protocol.KeychainItem, data []byte) error {
-	if err := CheckItem(item); err != nil {
+	if err := item.Check(); err != nil {
 		return err
 	}
 	line := commandLine(item, data)
@@ -377,7 +357,7 @@ func failure(command string, status int, stderr string) string {
 // token (authfile.ErrEntryChanged otherwise). Errors name the item,
 // never a value.
 func WriteBack(ctx context.Context, item protocol.KeychainItem, u authfile.Update) error {
-	if err := CheckItem(item); err != nil {
+	if err := item.Check(); err != nil {
 		return err
 	}
 	if _, ok := ctx.Deadline(); !ok {
