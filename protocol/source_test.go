@@ -43,13 +43,7 @@ func TestSourceValidate(t *testing.T) {
 		{"keychain non-ascii", oauth("anthropic", &protocol.KeychainItem{Service: "s", Account: "é"}, nil), "security -i could misread"},
 		{"keychain and file", oauth("anthropic", item, &protocol.WriteBack{Path: "/a.json", Format: "claude"}), "not both"},
 	} {
-		err := tc.req.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.name, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
-		}
+		wantValid(t, tc.name, tc.req.Validate(), tc.want)
 	}
 }
 

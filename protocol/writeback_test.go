@@ -34,13 +34,19 @@ func TestWriteBackValidate(t *testing.T) {
 		}, "oauth credentials only"},
 		{"bad credential first", oauth("", &protocol.WriteBack{Path: "/a.json", Format: "opencode"}), "provider name is empty"},
 	} {
-		err := tc.req.Validate()
-		switch {
-		case tc.want == "" && err != nil:
-			t.Errorf("%s: %v", tc.name, err)
-		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
-		}
+		wantValid(t, tc.name, tc.req.Validate(), tc.want)
+	}
+}
+
+// wantValid checks a Validate error against want: "" for none, else a
+// part of its message.
+func wantValid(t *testing.T, name string, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("%s: %v", name, err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("%s: %v, want an error saying %q", name, err, want)
 	}
 }
 
