@@ -172,9 +172,10 @@ func FuzzParseAddRequest(f *testing.F) {
 		api.with(2, 2),               // confirm twice
 		api.with(3),                  // unknown constraint type
 		api.with(255).str("bogus@x"), // unknown constraint extension
-		api.with(255).str(protocol.ConstraintDestination).u32(1).u32(0), // chain of zero hops
-		wire(nil).str("p").str("api").u32(17),                           // one field too many
-		api.cut(1),                                                      // truncated
+		api.with(255).str(protocol.ConstraintTokensPerDay).u32(0).u32(0), // a budget of zero
+		api.with(255).str(protocol.ConstraintDestination).u32(1).u32(0),  // chain of zero hops
+		wire(nil).str("p").str("api").u32(17),                            // one field too many
+		api.cut(1),                                                       // truncated
 	} {
 		f.Add(seed)
 	}

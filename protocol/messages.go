@@ -59,7 +59,7 @@ const (
 
 // Extensions lists the extensions an llm-agent answers, in the order the
 // query extension reports them.
-var Extensions = []string{ExtQuery, ExtSessionBind, ExtAdd, ExtGet, ExtList, ExtRemove, ExtRemoveAll, ExtStatus, ExtOwner, ExtGuard}
+var Extensions = []string{ExtQuery, ExtSessionBind, ExtAdd, ExtGet, ExtList, ExtRemove, ExtRemoveAll, ExtStatus, ExtOwner, ExtGuard, ExtRelay}
 
 // Credential kinds, as in opencode's auth.json "type" field.
 const (
@@ -279,6 +279,9 @@ type Constraints struct {
 	// Command, when set, is run on the laptop (sh -c) for the secret; then
 	// Lifetime is how long its value is kept, not the credential.
 	Command string
+	// TokensPerDay, when not zero, is the credential's daily token
+	// budget: relayed requests only, and no get hands the credential out.
+	TokensPerDay uint64
 }
 
 // AddRequest is the payload of add@llm-agent.
@@ -325,6 +328,9 @@ func (r *AddRequest) Marshal() []byte {
 	}
 	if r.Command != "" {
 		e.command(r.Command)
+	}
+	if r.TokensPerDay != 0 {
+		e.tokensPerDay(r.TokensPerDay)
 	}
 	return e.frame()
 }
@@ -381,6 +387,12 @@ func ParseAddRequest(payload []byte) (*AddRequest, error) {
 				if r.Command = d.text("command", MaxTextLen); d.err == nil && r.Command == "" {
 					d.fail(errors.New("empty command"))
 				}
+			case ConstraintTokensPerDay:
+				if r.TokensPerDay != 0 {
+					d.fail(errors.New("daily token budget given twice"))
+					break
+				}
+				r.TokensPerDay = d.tokensPerDay()
 			default:
 				if d.err == nil {
 					d.fail(fmt.Errorf("unknown constraint %q", name))
@@ -450,12 +462,7 @@ func (r *GetRequest) Marshal() []byte {
 	e := newExtension(ExtGet)
 	e.string(r.Provider)
 	if q := r.Requester; q != nil {
-		e.uint32(q.PID)
-		e.uint32(q.UID)
-		e.string(q.Exe)
-		e.string(q.Argv0)
-		e.string(q.Cwd)
-		e.string(q.Hostname)
+		e.requester(q)
 	}
 	return e.frame()
 }
@@ -465,14 +472,7 @@ func ParseGetRequest(payload []byte) (*GetRequest, error) {
 	d := &decoder{b: payload}
 	r := &GetRequest{Provider: d.text("provider", MaxNameLen)}
 	if !d.empty() {
-		q := &Requester{}
-		q.PID = d.uint32()
-		q.UID = d.uint32()
-		q.Exe = d.text("exe", MaxTextLen)
-		q.Argv0 = d.text("argv0", MaxTextLen)
-		q.Cwd = d.text("cwd", MaxTextLen)
-		q.Hostname = d.text("hostname", MaxTextLen)
-		r.Requester = q
+		r.Requester = d.requester()
 	}
 	if err := d.finish(); err != nil {
 		return nil, fmt.Errorf("get request: %w", err)
@@ -548,6 +548,9 @@ type Entry struct {
 	HasValue     bool   // the agent holds a value the command printed
 	ValueExpires int64  // unix seconds when that value is forgotten; 0: never
 	Attention    string // why the last run gave no value; "" when it did
+	// A credential with a daily token budget (add --max-tokens-per-day):
+	TokensPerDay uint64 // the budget; 0: none
+	TokensToday  uint64 // what relayed requests used today
 }
 
 // MarshalListReply returns the reply frame for list@llm-agent.
@@ -573,6 +576,8 @@ func MarshalListReply(entries []Entry) []byte {
 		e.bool1(x.HasValue)
 		e.uint64(uint64(x.ValueExpires))
 		e.string(x.Attention)
+		e.uint64(x.TokensPerDay)
+		e.uint64(x.TokensToday)
 	}
 	return e.frame()
 }
@@ -581,8 +586,8 @@ func MarshalListReply(entries []Entry) []byte {
 func ParseListReply(body []byte) ([]Entry, error) {
 	d := &decoder{b: body}
 	n := d.uint32()
-	// Each entry takes at least 53 bytes; refuse counts the body cannot hold.
-	if d.err == nil && uint64(n)*53 > uint64(len(d.b)) {
+	// Each entry takes at least 69 bytes; refuse counts the body cannot hold.
+	if d.err == nil && uint64(n)*69 > uint64(len(d.b)) {
 		return nil, fmt.Errorf("list reply: %d entries do not fit in %d bytes", n, len(d.b))
 	}
 	entries := make([]Entry, 0, n)
@@ -609,6 +614,8 @@ func ParseListReply(body []byte) ([]Entry, error) {
 		x.HasValue = d.bool1()
 		x.ValueExpires = int64(d.uint64())
 		x.Attention = d.text("attention", MaxTextLen)
+		x.TokensPerDay = d.uint64()
+		x.TokensToday = d.uint64()
 		entries = append(entries, x)
 	}
 	if err := d.finish(); err != nil {

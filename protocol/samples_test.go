@@ -50,6 +50,10 @@ func sampleAdds(t testing.TB) map[string]*protocol.AddRequest {
 			Credential:  protocol.Credential{Provider: "example", Kind: protocol.KindWellKnown, Fields: []protocol.Field{field("key", "EXAMPLE_TOKEN")}},
 			Constraints: protocol.Constraints{Command: "pass show example/token | head -n1"},
 		},
+		"budget": {
+			Credential:  protocol.Credential{Provider: "anthropic", Kind: protocol.KindAPI, Fields: []protocol.Field{field("key", "sk-ant-FAKE-0002")}},
+			Constraints: protocol.Constraints{TokensPerDay: 2_000_000},
+		},
 	}
 }
 
