@@ -5,6 +5,15 @@
 // owner's login when audit is off), relaying their requests over
 // connections it opened before it hid the forwarded socket.
 //
+// A relay@llm-agent request (the connection becomes an HTTP/2 stream the
+// agent serves) gets an upstream connection of its own: the client's
+// reserve one when it sent session-bind, else a new one, dialled through
+// the forwarded socket's file, which the guard holds open (O_PATH) since
+// before it unlinked the path. Once the agent accepts, the guard copies
+// bytes both ways, unread and without time-outs, until either side ends;
+// it carries at most Config.MaxRelays at once and ends them all when it
+// closes (relay.go).
+//
 // It protects against another person who shares the Linux account and
 // connects to sockets; it does not protect against one who ptraces the
 // owner's processes, nor against root, nor during the moments between

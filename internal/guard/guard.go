@@ -52,6 +52,9 @@ type Config struct {
 	// the guard fails fast (see failfast.go); zero means
 	// protocol.DefaultTimeout.
 	Timeout time.Duration
+	// MaxRelays bounds the relay@llm-agent connections carried at once
+	// (relay.go); zero means 32.
+	MaxRelays int
 }
 
 // Guard is a running guard.
@@ -69,11 +72,18 @@ type Guard struct {
 	mu      sync.Mutex
 	shared  []*upstream
 	next    int
-	reserve []*protocol.Client
+	reserve []*reserved
 	watch   net.Conn
+	relays  map[*relayLink]struct{} // relay connections, open or opening
 	closed  bool
 	done    chan struct{}
 	stopped chan struct{} // closed when Close has finished
+
+	// held is the forwarded socket, kept to dial relay connections after
+	// its path is gone; heldMu keeps Close from closing the descriptor
+	// (whose number could then be reused) under a dial.
+	heldMu sync.RWMutex
+	held   *heldSocket
 
 	link linkState
 }
@@ -81,6 +91,13 @@ type Guard struct {
 type upstream struct {
 	mu sync.Mutex
 	c  *protocol.Client
+}
+
+// reserved is a reserve connection; its conn carries a relay stream once
+// its client turns it into one.
+type reserved struct {
+	c    *protocol.Client
+	conn net.Conn
 }
 
 // OwnerDir returns the directory of the stable socket for an owner id.
@@ -96,6 +113,9 @@ func Start(cfg Config) (*Guard, error) {
 	if cfg.Reserve == 0 {
 		cfg.Reserve = 4
 	}
+	if cfg.MaxRelays == 0 {
+		cfg.MaxRelays = defaultMaxRelays
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -109,12 +129,18 @@ func Start(cfg Config) (*Guard, error) {
 	g := &Guard{cfg: cfg, done: make(chan struct{}), stopped: make(chan struct{})}
 	fail := func(err error) (*Guard, error) {
 		g.closeUpstreams()
+		g.closeHeld()
 		return nil, err
 	}
 
+	// Held before the first dial, and checked to be still at the path
+	// after the last, so that every connection reached this socket.
+	if g.held, err = holdSocket(cfg.Upstream); err != nil {
+		return nil, err
+	}
 	first, err := dialAgent(cfg.Upstream)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	g.shared = append(g.shared, &upstream{c: first})
 	ownerKey, err := proveOwner(first)
@@ -154,11 +180,11 @@ func Start(cfg Config) (*Guard, error) {
 		g.shared = append(g.shared, &upstream{c: c})
 	}
 	for len(g.reserve) < cfg.Reserve {
-		c, err := dialAgent(cfg.Upstream)
+		conn, err := dialConn(cfg.Upstream)
 		if err != nil {
 			return fail(err)
 		}
-		g.reserve = append(g.reserve, c)
+		g.reserve = append(g.reserve, &reserved{c: protocol.NewClient(conn), conn: conn})
 	}
 	// An idle connection whose end tells us the owner disconnected.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -166,6 +192,9 @@ func Start(cfg Config) (*Guard, error) {
 	cancel()
 	if err != nil {
 		return fail(fmt.Errorf("connecting to the forwarded agent: %w", err))
+	}
+	if err := g.held.samePath(cfg.Upstream); err != nil {
+		return fail(err)
 	}
 
 	if err := g.listen(ownerKey); err != nil {
@@ -182,7 +211,19 @@ func Start(cfg Config) (*Guard, error) {
 }
 
 func dialAgent(path string) (*protocol.Client, error) {
-	c, err := protocol.DialOwned(path, 5*time.Second)
+	conn, err := dialConn(path)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.NewClient(conn), nil
+}
+
+// dialConn connects to the agent socket at path and checks who serves it,
+// as protocol.DialOwned does.
+func dialConn(path string) (*net.UnixConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := peercred.DialOwned(ctx, path)
 	if err != nil {
 		var owe *peercred.OwnerError
 		if errors.As(err, &owe) {
@@ -190,7 +231,7 @@ func dialAgent(path string) (*protocol.Client, error) {
 		}
 		return nil, fmt.Errorf("connecting to the forwarded agent at %s: %w", path, err)
 	}
-	return c, nil
+	return conn, nil
 }
 
 // proveOwner asks the agent for its owner key and checks, by a signature
@@ -363,7 +404,7 @@ func (g *Guard) keepAlive() {
 		}
 		g.mu.Lock()
 		shared := append([]*upstream(nil), g.shared...)
-		reserve := append([]*protocol.Client(nil), g.reserve...)
+		reserve := append([]*reserved(nil), g.reserve...)
 		g.mu.Unlock()
 		for _, u := range shared {
 			u.mu.Lock()
@@ -379,7 +420,7 @@ func (g *Guard) keepAlive() {
 				still = still || r == c
 			}
 			if still {
-				c.Status()
+				c.c.Status()
 			}
 			g.mu.Unlock()
 		}
@@ -410,6 +451,8 @@ func (g *Guard) Close() {
 		}
 	}
 	g.closeUpstreams()
+	g.closeRelays()
+	g.closeHeld()
 }
 
 func (g *Guard) closeUpstreams() {
@@ -418,8 +461,8 @@ func (g *Guard) closeUpstreams() {
 	for _, u := range g.shared {
 		u.c.Close()
 	}
-	for _, c := range g.reserve {
-		c.Close()
+	for _, r := range g.reserve {
+		r.c.Close()
 	}
 	g.shared, g.reserve = nil, nil
 	if g.watch != nil {
@@ -442,7 +485,7 @@ func (g *Guard) withShared(fn func(*protocol.Client) error) error {
 	return fn(u.c)
 }
 
-func (g *Guard) takeReserve() *protocol.Client {
+func (g *Guard) takeReserve() *reserved {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.reserve) == 0 {
@@ -537,10 +580,16 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 		}
 		return
 	}
-	var dedicated *protocol.Client
+	g.serveFrames(nc, proc)
+}
+
+// serveFrames relays the requests of a checked client until it hangs up,
+// breaks the protocol, or turns its connection into a relay stream.
+func (g *Guard) serveFrames(nc net.Conn, proc peercred.Process) {
+	var dedicated *reserved
 	defer func() {
 		if dedicated != nil {
-			dedicated.Close()
+			dedicated.c.Close()
 		}
 	}()
 	frames := &protocol.FrameConn{Conn: nc, Max: protocol.MaxFrame, Idle: idleTimeout, Frame: frameTimeout}
@@ -564,13 +613,20 @@ func (g *Guard) serveConn(nc *net.UnixConn) {
 
 // relay answers one request frame, or passes it to the agent and its reply
 // back, and wipes it. It reports whether the connection may go on.
-func (g *Guard) relay(frames *protocol.FrameConn, frame []byte, proc peercred.Process, dedicated **protocol.Client) bool {
+func (g *Guard) relay(frames *protocol.FrameConn, frame []byte, proc peercred.Process, dedicated **reserved) bool {
 	defer clear(frame)
-	if name, payload, err := protocol.ParseExtension(frame[4:]); err == nil && name == protocol.ExtProxy {
+	name, payload, perr := protocol.ParseExtension(frame[4:])
+	if perr != nil {
+		name = "" // not an extension: relayed as it is
+	}
+	switch name {
+	case protocol.ExtProxy:
 		// Ours to answer: the agent must not be asked who is a proxy.
 		return frames.Write(g.answerProxy(payload, proc)) == nil
+	case protocol.ExtRelay:
+		return g.relayStream(frames, frame, proc, *dedicated)
 	}
-	if *dedicated == nil && isSessionBind(frame[4:]) {
+	if *dedicated == nil && name == protocol.ExtSessionBind {
 		// A nested ssh hop binds its session to the connection: give
 		// it an upstream connection of its own.
 		if *dedicated = g.takeReserve(); *dedicated == nil {
@@ -582,7 +638,7 @@ func (g *Guard) relay(frames *protocol.FrameConn, frame []byte, proc peercred.Pr
 	var reply []byte
 	var err error
 	if *dedicated != nil {
-		reply, err = (*dedicated).Call(frame)
+		reply, err = (*dedicated).c.Call(frame)
 	} else if g.link.down.Load() {
 		// The laptop stopped answering: say so at once.
 		reply = g.failFastReply(frame)[4:]
@@ -647,8 +703,3 @@ func privateDir(dir string, mask uint32) error {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
-
-func isSessionBind(body []byte) bool {
-	name, _, err := protocol.ParseExtension(body)
-	return err == nil && name == protocol.ExtSessionBind
-}

@@ -15,3 +15,10 @@ func pidfdAlive(int) bool  { return false }
 func closeFD(int)          {}
 
 func waitExit(int, <-chan struct{}) bool { return false }
+
+type heldSocket struct{}
+
+func holdSocket(string) (*heldSocket, error) { return nil, errLinuxOnly }
+func (*heldSocket) samePath(string) error    { return errLinuxOnly }
+func (*heldSocket) path() string             { return "" }
+func (*heldSocket) close()                   {}
