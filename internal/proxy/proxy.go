@@ -56,6 +56,10 @@ type Config struct {
 	// time) and each failure; never a credential, a key or a query
 	// string. Nil is quiet.
 	Log *log.Logger
+	// Relay sends every request through the agent (relay@llm-agent): the
+	// laptop adds the credential and calls the provider, whose base URL
+	// only the laptop chooses; Upstreams must be empty.
+	Relay bool
 	// MaxIdle bounds the agent connections kept open between requests;
 	// zero means 64, negative keeps none (a fresh connection per
 	// request). IdleTime is how long one is kept unused; zero means 5
@@ -73,6 +77,9 @@ type Proxy struct {
 	srv    *http.Server
 	link   linkState
 	pool   *agentPool
+	// relay mode (relay.go)
+	relay   *httputil.ReverseProxy
+	relayTr *http.Transport
 
 	noGuard sync.Once // RegisterWithGuard says "no guard" once
 }
@@ -93,6 +100,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.IdleTime <= 0 {
 		cfg.IdleTime = defaultIdleTime
+	}
+	if cfg.Relay && len(cfg.Upstreams) > 0 {
+		return nil, errors.New("--upstream does not go with --relay: the laptop chooses where relayed requests go (llm-agent --relay-upstream)")
 	}
 	routes, err := providers.NewRoutes(cfg.Upstreams, "--upstream")
 	if err != nil {
@@ -115,6 +125,9 @@ func New(cfg Config) (*Proxy, error) {
 		FlushInterval: -1,
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+	if cfg.Relay {
+		p.relay = p.newRelay()
 	}
 	p.srv = peerServer(p)
 	return p, nil
@@ -169,6 +182,9 @@ func (p *Proxy) Close(grace time.Duration) {
 	p.link.mu.Unlock()
 	p.pool.close() // and what requests give back later
 	shutdown(p.srv, grace)
+	if p.relayTr != nil {
+		p.relayTr.CloseIdleConnections()
+	}
 }
 
 // serveUntilClosed serves on l; a Close or Shutdown is not an error.
@@ -228,6 +244,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		providers.WriteError(w, shape, http.StatusForbidden, "llm-agent proxy: refused: this process is not one of the proxy owner's (see the proxy's log)")
 		return
 	}
+	if rt == nil && p.relay != nil {
+		// The laptop may have routes this side does not know of
+		// (llm-agent --relay-upstream NAME=URL): let it answer.
+		rt = &providers.Route{Prov: providers.Provider{Name: name, Errors: providers.OpenAIErrors}}
+	}
 	if rt == nil {
 		providers.WriteError(w, providers.OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
 		return
@@ -243,6 +264,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.cfg.Log.Printf("%s: %s", name, msg)
 		}
 		providers.WriteError(w, rt.Prov.Errors, http.StatusServiceUnavailable, msg)
+		return
+	}
+	if p.relay != nil {
+		p.relay.ServeHTTP(w, r)
 		return
 	}
 	cred, err := p.fetch(r.Context(), name)
