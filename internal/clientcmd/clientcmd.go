@@ -41,7 +41,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER", "add a credential; the secret is read from stdin or a prompt, or printed by COMMAND on the laptop", runAdd},
+		{"add", "[-c] [-t life] [-h host]... [--local-only] [--max-tokens-per-day N] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER", "add a credential; the secret is read from stdin or a prompt, or printed by COMMAND on the laptop", runAdd},
 		{"import", importArgs, "add the credentials of an opencode, Claude Code or Codex auth file, or Claude Code's macOS Keychain item", runImport},
 		{"list", "[--json]", "list credentials: provider, kind, lifetime, constraints", runList},
 		{"remove", "PROVIDER... | --all", "remove credentials", runRemove},
