@@ -94,8 +94,16 @@ func (p *relayPolicy) Authorize(ctx context.Context, provider string, use func(*
 // Done counts the tokens and writes the request's audit record.
 func (p *relayPolicy) Done(r relay.Record) {
 	a := p.c.a
-	if r.Usage.Known {
+	var estimated uint64
+	switch {
+	case r.Usage.Known:
 		a.tokens.add(r.Provider, a.cfg.Now(), r.Usage.Input+r.Usage.Output)
+	case r.Refused == "" && r.Status < 400 && r.Sent+r.Received > 0:
+		// The answer reported no usage (a stream asked without it, say):
+		// the server side must not get past a budget that way, so count
+		// a bytes-based estimate, about four bytes a token.
+		estimated = uint64(r.Sent+r.Received+3) / 4
+		a.tokens.add(r.Provider, a.cfg.Now(), estimated)
 	}
 	decision, reason := "allow", ""
 	switch {
@@ -108,7 +116,7 @@ func (p *relayPolicy) Done(r relay.Record) {
 	e.Remote = p.who
 	e.Relay = &RelayInfo{Model: r.Usage.Model, Status: r.Status, DurationMS: r.Duration.Milliseconds(),
 		InputTokens: r.Usage.Input, OutputTokens: r.Usage.Output, UsageKnown: r.Usage.Known,
-		Method: r.Method, Path: r.Path}
+		EstimatedTokens: estimated, Method: r.Method, Path: r.Path}
 	p.c.audit(e)
 }
 
@@ -120,10 +128,13 @@ type RelayInfo struct {
 	DurationMS   int64  `json:"duration_ms"`
 	InputTokens  uint64 `json:"input_tokens"`
 	OutputTokens uint64 `json:"output_tokens"`
-	// UsageKnown: the provider's answer reported the usage.
-	UsageKnown bool   `json:"usage_known"`
-	Method     string `json:"method,omitempty"`
-	Path       string `json:"path,omitempty"`
+	// UsageKnown: the provider's answer reported the usage; when it did
+	// not, EstimatedTokens is what the budget counted instead (the body
+	// bytes both ways over four).
+	UsageKnown      bool   `json:"usage_known"`
+	EstimatedTokens uint64 `json:"estimated_tokens,omitempty"`
+	Method          string `json:"method,omitempty"`
+	Path            string `json:"path,omitempty"`
 }
 
 // tokenUse counts the tokens of relayed requests per provider over the

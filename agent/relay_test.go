@@ -34,6 +34,10 @@ func newFakeProvider(t *testing.T) *fakeProvider {
 		fp.seen = append(fp.seen, r.Header.Clone())
 		fp.urls = append(fp.urls, r.URL.String())
 		fp.mu.Unlock()
+		if r.URL.Path == "/nousage" {
+			io.WriteString(w, strings.Repeat("x", 2000)) // a stream that reports no usage
+			return
+		}
 		if r.URL.Path == "/redirect" {
 			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
 			return
@@ -90,7 +94,7 @@ func relayClient(t *testing.T, sock string) *http.Client {
 
 func TestRelay(t *testing.T) {
 	fp := newFakeProvider(t)
-	routes, err := prov.NewRoutes(map[string]string{"anthropic": fp.URL, "openrouter": fp.URL}, "--relay-upstream")
+	routes, err := prov.NewRoutes(map[string]string{"anthropic": fp.URL, "openrouter": fp.URL, "groq": fp.URL}, "--relay-upstream")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +194,27 @@ func TestRelay(t *testing.T) {
 			if e.Provider == "openrouter" && (e.TokensPerDay != 10 || e.TokensToday != 12) {
 				t.Fatalf("list: budget %d, today %d", e.TokensPerDay, e.TokensToday)
 			}
+		}
+	})
+	t.Run("budget without reported usage", func(t *testing.T) {
+		// An answer that reports no usage must not let the server side
+		// past the budget: the agent counts an estimate from the bytes.
+		noUsage := apiCred("groq", "gsk-BUDGET")
+		noUsage.TokensPerDay = 100
+		mustAdd(t, ta.client(t), noUsage)
+		for i, want := range []int{200, http.StatusTooManyRequests} {
+			resp, err := hc.Post("http://relay/groq/nousage", "text/plain", strings.NewReader("hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("request %d: status %d, want %d", i, resp.StatusCode, want)
+			}
+		}
+		if !strings.Contains(ta.audit.String(), `"usage_known":false,"estimated_tokens":501`) {
+			t.Fatalf("no estimate in the audit log:\n%s", ta.audit)
 		}
 	})
 }

@@ -84,6 +84,9 @@ type Record struct {
 	Status   int
 	Duration time.Duration
 	Usage    Usage
+	// The body bytes that went up and came back, for an estimate where
+	// the provider reported no usage.
+	Sent, Received int64
 	// Refused is set when the relay answered itself (Status says how);
 	// Err when the provider could not be reached or the answer broke off.
 	Refused string
@@ -275,7 +278,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(no.Status, no.Message)
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, lim.MaxBody)
+	sent := &countingReader{r: http.MaxBytesReader(w, r.Body, lim.MaxBody)}
+	r.Body = sent
 	lw := &meterWriter{ResponseWriter: w}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -317,6 +321,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rp.ServeHTTP(lw, r.WithContext(ctx))
 	rec.Status, rec.Duration, rec.Refused = lw.status(), time.Since(start), lw.refused
+	rec.Sent, rec.Received = sent.n, lw.n
 	if lw.meter != nil {
 		rec.Usage = lw.meter.Usage()
 	}
@@ -330,9 +335,24 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type meterWriter struct {
 	http.ResponseWriter
 	code    int
+	n       int64
 	meter   Meter
 	refused string
 }
+
+// countingReader counts the request body as it goes up.
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
 
 func (m *meterWriter) WriteHeader(code int) {
 	if m.code == 0 {
@@ -345,6 +365,7 @@ func (m *meterWriter) Write(b []byte) (int, error) {
 	if m.code == 0 {
 		m.code = http.StatusOK
 	}
+	m.n += int64(len(b))
 	if m.meter != nil {
 		m.meter.Write(b)
 	}
