@@ -94,6 +94,8 @@ type Event struct {
 	// Remote is what the remote client says about itself; the agent cannot
 	// verify it.
 	Remote *protocol.Requester `json:"remote_reported,omitempty"`
+	// Relay is the request of a relay record (op "relay").
+	Relay *RelayInfo `json:"relay,omitempty"`
 }
 
 // Log writes e, stamping the time. Events of use-only connections are
@@ -110,7 +112,9 @@ func (a *AuditLog) Log(e Event) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	limited := e.Via != "" && (e.Via != ViaAdmin || e.Forwarded)
+	// A relayed request the provider answered is always written: each is
+	// a call made with the owner's credential, and usage sums them.
+	limited := e.Via != "" && (e.Via != ViaAdmin || e.Forwarded) && !(e.Relay != nil && e.Decision != "deny")
 	if limited || len(a.suppressed) > 0 {
 		a.refillLocked(now)
 	}

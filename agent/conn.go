@@ -325,6 +325,7 @@ var remoteOK = map[string]bool{
 	protocol.ExtStatus:      true,
 	protocol.ExtOwner:       true,
 	protocol.ExtGuard:       true,
+	protocol.ExtRelay:       true,
 }
 
 func (c *conn) extension(body []byte) error {
@@ -390,6 +391,8 @@ func (c *conn) extension(body []byte) error {
 		return c.ownerProof(payload)
 	case protocol.ExtGuard:
 		return c.guard(payload)
+	case protocol.ExtRelay:
+		return c.relayStream(payload)
 	}
 	// Not ours: the SSH-key side answers (SSH_AGENT_FAILURE for unknown).
 	return c.keyFrame(body)
@@ -435,7 +438,11 @@ func (c *conn) list() error {
 	now := c.a.cfg.Now()
 	for _, cr := range c.a.store.snapshot(now) {
 		if c.visible(cr) {
-			entries = append(entries, cr.entry(now))
+			e := cr.entry(now)
+			if e.TokensPerDay = cr.cons.TokensPerDay; e.TokensPerDay != 0 {
+				e.TokensToday = c.a.tokens.today(cr.provider, now)
+			}
+			entries = append(entries, e)
 		}
 	}
 	return c.send(protocol.MarshalListReply(entries))
@@ -520,55 +527,9 @@ func (c *conn) get(payload []byte) error {
 		c.audit(e)
 		return c.fail(code, reason)
 	}
-	if c.a.lock.isLocked() {
-		return deny(protocol.CodeLocked, errLocked.Error())
-	}
-	cr := c.a.store.lookup(req.Provider, c.a.cfg.Now())
-	if cr == nil || !c.visible(cr) {
-		return deny(protocol.CodeNotFound, fmt.Sprintf("no credential for %q", req.Provider))
-	}
-	if len(cr.cons.Destinations) > 0 {
-		if ok, why := c.destinationOK(cr); !ok {
-			return deny(protocol.CodeDestination, fmt.Sprintf("the %q credential is not allowed on this host path: %s", req.Provider, why))
-		}
-	}
-	if cr.kind == protocol.KindOAuth {
-		if err := c.a.oauth.check(cr); err != nil {
-			return deny(failure(req.Provider, err))
-		}
-	}
-	if cr.cons.Command != "" {
-		if err := c.a.commands.check(cr); err != nil {
-			return deny(failure(req.Provider, err))
-		}
-	}
-	if cr.cons.Confirm {
-		ok, reason := c.a.confirm.confirm(c.prompt(req))
-		if !ok {
-			return deny(protocol.CodeRefused, reason)
-		}
-	}
-	if cr.kind == protocol.KindOAuth {
-		// Refreshes first if the access token is missing or expiring.
-		if cr, err = c.a.oauth.fresh(cr); err != nil {
-			return deny(failure(req.Provider, err))
-		}
-	}
-	if cr.cons.Command != "" {
-		// Runs the command first if no value is held.
-		if cr, err = c.a.commands.fresh(cr); err != nil {
-			return deny(failure(req.Provider, err))
-		}
-	}
-	if c.a.lock.isLocked() {
-		// Locked while the get waited for a prompt, a refresh or a run:
-		// nothing leaves a locked agent.
-		return deny(protocol.CodeLocked, errLocked.Error()+" (while the get waited)")
-	}
-	if cur := c.a.store.lookup(req.Provider, c.a.cfg.Now()); cur == nil || cur.gen != cr.gen {
-		// Removed, replaced or expired meanwhile: what the owner took
-		// away is not handed out, whatever the prompt said.
-		return deny(protocol.CodeNotFound, fmt.Sprintf("the %q credential was removed or replaced while the get waited", req.Provider))
+	cr, code, reason := c.permit(req.Provider, req.Requester, false)
+	if cr == nil {
+		return deny(code, reason)
 	}
 	err = c.a.store.reveal(cr, func(plain *protocol.Credential, buf []byte) error {
 		frame := protocol.AppendGetReply(buf[:0], plain)
@@ -590,6 +551,78 @@ func (c *conn) get(payload []byte) error {
 	e.Remote = req.Requester
 	c.audit(e)
 	return nil
+}
+
+// permit applies every check of a use of provider's credential (a get,
+// or a relayed request when relayed is set): lock, presence, visibility,
+// destination, OAuth and command state, confirm; then refreshes or runs
+// the command if needed, and checks again that nothing changed while it
+// waited. It returns the credential to reveal, or nil with a failure code
+// and reason.
+func (c *conn) permit(provider string, who *protocol.Requester, relayed bool) (*credential, uint32, string) {
+	if c.a.lock.isLocked() {
+		return nil, protocol.CodeLocked, errLocked.Error()
+	}
+	cr := c.a.store.lookup(provider, c.a.cfg.Now())
+	if cr == nil || !c.visible(cr) {
+		return nil, protocol.CodeNotFound, fmt.Sprintf("no credential for %q", provider)
+	}
+	if cr.cons.TokensPerDay != 0 && !relayed {
+		return nil, protocol.CodeNotPermitted, fmt.Sprintf("the %q credential has a daily token budget, which only the relay can hold to, so no get hands it out; use llm-agent-client proxy --relay", provider)
+	}
+	if len(cr.cons.Destinations) > 0 {
+		if ok, why := c.destinationOK(cr); !ok {
+			return nil, protocol.CodeDestination, fmt.Sprintf("the %q credential is not allowed on this host path: %s", provider, why)
+		}
+	}
+	if cr.kind == protocol.KindOAuth {
+		if err := c.a.oauth.check(cr); err != nil {
+			code, reason := failure(provider, err)
+			return nil, code, reason
+		}
+	}
+	if cr.cons.Command != "" {
+		if err := c.a.commands.check(cr); err != nil {
+			code, reason := failure(provider, err)
+			return nil, code, reason
+		}
+	}
+	if cr.cons.Confirm {
+		ok, reason := c.a.confirm.confirm(c.prompt(provider, who, relayed))
+		if !ok {
+			return nil, protocol.CodeRefused, reason
+		}
+	}
+	var err error
+	if cr.kind == protocol.KindOAuth {
+		// Refreshes first if the access token is missing or expiring.
+		if cr, err = c.a.oauth.fresh(cr); err != nil {
+			code, reason := failure(provider, err)
+			return nil, code, reason
+		}
+	}
+	if cr.cons.Command != "" {
+		// Runs the command first if no value is held.
+		if cr, err = c.a.commands.fresh(cr); err != nil {
+			code, reason := failure(provider, err)
+			return nil, code, reason
+		}
+	}
+	what := "get"
+	if relayed {
+		what = "request"
+	}
+	if c.a.lock.isLocked() {
+		// Locked while the use waited for a prompt, a refresh or a run:
+		// nothing leaves a locked agent.
+		return nil, protocol.CodeLocked, errLocked.Error() + " (while the " + what + " waited)"
+	}
+	if cur := c.a.store.lookup(provider, c.a.cfg.Now()); cur == nil || cur.gen != cr.gen {
+		// Removed, replaced or expired meanwhile: what the owner took
+		// away is not handed out, whatever the prompt said.
+		return nil, protocol.CodeNotFound, fmt.Sprintf("the %q credential was removed or replaced while the %s waited", provider, what)
+	}
+	return cr, 0, ""
 }
 
 func (c *conn) ownerProof(payload []byte) error {
@@ -692,15 +725,18 @@ func (c *conn) destinationOK(cr *credential) (bool, string) {
 }
 
 // prompt is the confirm question shown to the owner.
-func (c *conn) prompt(req *protocol.GetRequest) string {
+func (c *conn) prompt(provider string, who *protocol.Requester, relayed bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Allow use of the %q credential", req.Provider)
+	fmt.Fprintf(&b, "Allow use of the %q credential", provider)
+	if relayed {
+		b.WriteString(" for a request the laptop relays")
+	}
 	if len(c.hops) > 0 {
 		fmt.Fprintf(&b, " on %s (verified host)", strings.Join(c.hopNames(), " > "))
 	} else if c.forwarded {
 		b.WriteString(" from a forwarded connection (host not verified)")
 	}
-	if q := req.Requester; q != nil && c.forwarded {
+	if q := who; q != nil && c.forwarded {
 		// Only the remote side knows who asked there; say so.
 		fmt.Fprintf(&b, " by %s (pid %d, uid %d", q.Exe, q.PID, q.UID)
 		if q.Hostname != "" {
@@ -711,7 +747,7 @@ func (c *conn) prompt(req *protocol.GetRequest) string {
 		// Locally the kernel names the peer; the requester block is the
 		// program that ran it, also worth showing.
 		fmt.Fprintf(&b, " by %s (pid %d)", c.peer.Exe, c.peer.PID)
-		if q := req.Requester; q != nil && q.Exe != "" {
+		if q := who; q != nil && q.Exe != "" {
 			fmt.Fprintf(&b, " run by %s", q.Exe)
 		}
 	}

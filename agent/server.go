@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -14,6 +15,8 @@ import (
 	sshagent "golang.org/x/crypto/ssh/agent"
 
 	"github.com/llm-agent/llm-agent/internal/peercred"
+	"github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/internal/relay"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -98,6 +101,15 @@ type Config struct {
 	MaxStoreBytes    int           // field bytes of all credentials; default 64 MiB
 	IdleTimeout      time.Duration // between requests; default 10 minutes
 	FrameTimeout     time.Duration // to receive a frame once begun, and to write a reply; default 10 s
+	// RelayRoutes are the providers' base URLs that relayed requests go
+	// to (providers.NewRoutes with llm-agent --relay-upstream); nil means
+	// the table's. RelayTransport makes the calls (nil: relay's
+	// NewTransport); RelayMeter reads the usage of the answers (nil: none
+	// is read); RelayLimits bound them.
+	RelayRoutes    providers.Routes
+	RelayTransport http.RoundTripper
+	RelayMeter     func(contentType string) relay.Meter
+	RelayLimits    relay.Limits
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 }
@@ -116,6 +128,8 @@ type Agent struct {
 	oauth      *refresher
 	commands   *commands
 	sessions   sessions
+	relay      *relay.Server
+	tokens     tokenUse // of relayed requests, today
 	names      *hostNames
 	// sshAdd identifies the local ssh-add programs (see sshAddIDs).
 	sshAdd map[fileID]string
@@ -178,6 +192,12 @@ func New(cfg Config) *Agent {
 		commandClients: fileIDs(cfg.CommandClients),
 		done:           make(chan struct{}),
 	}
+	if cfg.RelayRoutes == nil {
+		cfg.RelayRoutes, _ = providers.NewRoutes(nil, "")
+		a.cfg.RelayRoutes = cfg.RelayRoutes
+	}
+	a.relay = &relay.Server{Routes: cfg.RelayRoutes, Transport: cfg.RelayTransport, Meter: cfg.RelayMeter,
+		Limits: cfg.RelayLimits, Log: cfg.Debug}
 	a.oauth = newRefresher(a)
 	a.commands = newCommands(a)
 	// Without an owner key the agent still serves; guards then refuse it.

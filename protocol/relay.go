@@ -86,3 +86,10 @@ func (d *decoder) tokensPerDay() uint64 {
 	}
 	return n
 }
+
+// Relay sends relay@llm-agent. After it succeeds the connection carries
+// the HTTP/2 stream and the Client must not be used again.
+func (c *Client) Relay(who *Requester) error {
+	_, err := c.call((&RelayRequest{Protocol: RelayH2, Requester: who}).Marshal())
+	return err
+}

@@ -29,7 +29,7 @@ import (
 const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H known_hosts]
                  [--upstream path] [--ssh-agent path|none] [--audit-log file]
                  [--oauth-endpoint provider=url] [--command-timeout duration]
-                 [command [arg ...]]
+                 [--relay-upstream provider=url] [command [arg ...]]
        llm-agent [-c | -s] -k
 `
 
@@ -45,6 +45,7 @@ type options struct {
 	auditLog  string
 	known     []string
 	endpoints []string // --oauth-endpoint PROVIDER=URL
+	relayUps  []string // --relay-upstream PROVIDER=URL
 	cmdTime   string   // --command-timeout
 	command   []string
 
@@ -128,6 +129,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sshAgent, "ssh-agent", "", "serve SSH keys with a private OpenSSH ssh-agent at `path` (default: ssh-agent on PATH), or none for the in-process keyring")
 	fs.StringVar(&o.auditLog, "audit-log", "", "append JSON audit records to `file` (mode 0600)")
 	fs.StringArrayVarP(&o.known, "known-hosts", "H", nil, "name hosts from known_hosts `file` (repeatable; default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts)")
+	fs.StringArrayVar(&o.relayUps, "relay-upstream", nil, "send relayed requests for `provider=url` to url (a gateway, a test server) instead of the provider's base URL; a name the table lacks gets an OpenAI-compatible route (repeatable)")
 	fs.StringArrayVar(&o.endpoints, "oauth-endpoint", nil, "refresh `provider=url`'s OAuth tokens at url instead of the provider's token endpoint (repeatable)")
 	fs.StringVar(&o.cmdTime, "command-timeout", "", "give a credential's command (add --from-command) at most `duration` (20s, 1m, 500ms; default 20s)")
 	fs.BoolVar(&o.child, "daemon-child", false, "")
@@ -163,6 +165,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	if _, err := oauthEndpoints(o.endpoints); err != nil {
+		return nil, err
+	}
+	if _, err := relayRoutes(o.relayUps); err != nil {
 		return nil, err
 	}
 	if _, err := commandTimeout(o.cmdTime); err != nil {
@@ -209,6 +214,20 @@ func oauthEndpoints(specs []string) (map[string]string, error) {
 		m[provider] = u
 	}
 	return m, nil
+}
+
+// relayRoutes checks --relay-upstream PROVIDER=URL and returns the
+// routes of relayed requests.
+func relayRoutes(specs []string) (providers.Routes, error) {
+	m := make(map[string]string, len(specs))
+	for _, spec := range specs {
+		provider, u, ok := strings.Cut(spec, "=")
+		if !ok || provider == "" || u == "" {
+			return nil, fmt.Errorf("--relay-upstream %q: want PROVIDER=URL", spec)
+		}
+		m[provider] = u
+	}
+	return providers.NewRoutes(m, "--relay-upstream")
 }
 
 // cshStyle picks the output syntax as ssh-agent does: -c or -s, else by
@@ -489,6 +508,9 @@ func daemonArgs(o *options, sock, dir string) []string {
 	for _, e := range o.endpoints {
 		args = append(args, "--oauth-endpoint", e)
 	}
+	for _, e := range o.relayUps {
+		args = append(args, "--relay-upstream", e)
+	}
 	if o.cmdTime != "" {
 		args = append(args, "--command-timeout", o.cmdTime)
 	}
@@ -606,6 +628,7 @@ func serve(o *options, budget *memsafe.Budget, l, admin *net.UnixListener, sock,
 	cfg := agent.Config{Upstream: o.upstream, Budget: budget, Debug: log.New(io.Discard, "", 0), KnownHosts: o.known,
 		SSHAgentRights: o.names == sshNames}
 	cfg.OAuthEndpoints, _ = oauthEndpoints(o.endpoints) // checked by parse
+	cfg.RelayRoutes, _ = relayRoutes(o.relayUps)        // checked by parse
 	cfg.CommandTimeout, _ = commandTimeout(o.cmdTime)
 	if o.life != "" {
 		cfg.DefaultLifetime, _ = protocol.ParseLifetime(o.life)

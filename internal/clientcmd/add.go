@@ -23,17 +23,20 @@ type constraintFlags struct {
 	localOnly  bool
 	hosts      []string
 	knownHosts []string
+	perDay     uint64
 }
 
 func (c *constraintFlags) register(fsAdd interface {
 	StringVarP(p *string, name, shorthand, value, usage string)
 	BoolVarP(p *bool, name, shorthand string, value bool, usage string)
 	BoolVar(p *bool, name string, value bool, usage string)
+	Uint64Var(p *uint64, name string, value uint64, usage string)
 	StringArrayVarP(p *[]string, name, shorthand string, value []string, usage string)
 }) {
 	fsAdd.StringVarP(&c.life, "lifetime", "t", "", "drop the credential after `life` (90, 30m, 8h, 1h30m)")
 	fsAdd.BoolVarP(&c.confirm, "confirm", "c", false, "ask the owner (askpass) before each use")
 	fsAdd.BoolVar(&c.localOnly, "local-only", false, "never show or hand out the credential on a forwarded connection")
+	fsAdd.Uint64Var(&c.perDay, "max-tokens-per-day", 0, "relayed requests only (proxy --relay), at most `N` tokens a day, as the provider counts them; no get hands the credential out")
 	fsAdd.StringArrayVarP(&c.hosts, "host", "h", nil, "only usable through `host` (repeatable; 'a>b' for a hop chain); keys from known_hosts")
 	fsAdd.StringArrayVarP(&c.knownHosts, "known-hosts", "H", nil, "read host keys from `file` instead of ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts")
 }
@@ -49,6 +52,7 @@ func (c *constraintFlags) constraints() (protocol.Constraints, error) {
 	}
 	out.Confirm = c.confirm
 	out.LocalOnly = c.localOnly
+	out.TokensPerDay = c.perDay
 	if len(c.hosts) == 0 {
 		return out, nil
 	}
@@ -79,7 +83,7 @@ func (c *constraintFlags) constraints() (protocol.Constraints, error) {
 }
 
 func runAdd(e *env, args []string) error {
-	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER")
+	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--max-tokens-per-day N] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER")
 	var cf constraintFlags
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "read an opencode auth.json entry ({\"type\":...}) from stdin instead of a bare secret")
@@ -188,6 +192,9 @@ func describeConstraints(c protocol.Constraints) string {
 	}
 	for _, ch := range c.Destinations {
 		parts = append(parts, "host "+ch.String())
+	}
+	if c.TokensPerDay != 0 {
+		parts = append(parts, fmt.Sprintf("relay only, %d tokens a day", c.TokensPerDay))
 	}
 	if len(parts) == 0 {
 		return ""

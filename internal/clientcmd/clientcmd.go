@@ -41,7 +41,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"add", "[-c] [-t life] [-h host]... [--local-only] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER", "add a credential; the secret is read from stdin or a prompt, or printed by COMMAND on the laptop", runAdd},
+		{"add", "[-c] [-t life] [-h host]... [--local-only] [--max-tokens-per-day N] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER", "add a credential; the secret is read from stdin or a prompt, or printed by COMMAND on the laptop", runAdd},
 		{"import", importArgs, "add the credentials of an opencode, Claude Code or Codex auth file, or Claude Code's macOS Keychain item", runImport},
 		{"list", "[--json]", "list credentials: provider, kind, lifetime, constraints", runList},
 		{"remove", "PROVIDER... | --all", "remove credentials", runRemove},
@@ -49,7 +49,7 @@ func commands() []command {
 		{"unlock", "", "unlock the agent", runUnlock},
 		{"get", "[--format raw|json|opencode|header] PROVIDER", "print a credential for a tool", runGet},
 		{"exec", "[-p PROVIDER]... -- CMD [ARG...]", "run a command with credentials in the variables its tools read", runExec},
-		{"proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [-d] [-- CMD [ARG...]]", "serve an auth-injecting proxy; run a command that holds only a dummy key", runProxy},
+		{"proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [-d] [-- CMD [ARG...]]", "serve an auth-injecting proxy (or, with --relay, one that sends requests through the laptop); run a command that holds only a dummy key", runProxy},
 		{"status", "", "say whether an agent is reachable, locked, use-only (forwarded or relayed)", runStatus},
 		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard},
 	}

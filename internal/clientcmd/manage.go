@@ -61,12 +61,14 @@ func listJSON(w io.Writer, entries []protocol.Entry) error {
 		HasValue      bool     `json:"hasValue,omitempty"`
 		ValueExpires  string   `json:"valueExpires,omitempty"`
 		Attention     string   `json:"attention,omitempty"`
+		TokensPerDay  uint64   `json:"maxTokensPerDay,omitempty"`
+		TokensToday   uint64   `json:"tokensToday,omitempty"`
 	}
 	out := make([]jsonEntry, 0, len(entries))
 	for _, x := range entries {
 		j := jsonEntry{Provider: x.Provider, Kind: x.Kind, Added: time.Unix(x.Added, 0).UTC().Format(time.RFC3339),
 			Confirm: x.Confirm, LocalOnly: x.LocalOnly, Destinations: x.Destinations, HasRefresh: x.HasRefresh, NeedsLogin: x.NeedsLogin,
-			Command: x.Command, HasValue: x.HasValue, Attention: x.Attention}
+			Command: x.Command, HasValue: x.HasValue, Attention: x.Attention, TokensPerDay: x.TokensPerDay, TokensToday: x.TokensToday}
 		if x.Expires != 0 {
 			j.Expires = time.Unix(x.Expires, 0).UTC().Format(time.RFC3339)
 		}
@@ -118,6 +120,9 @@ func listTable(w io.Writer, entries []protocol.Entry, now time.Time) error {
 		}
 		if x.Command != "" {
 			cons = append(cons, fmt.Sprintf("from command %q", x.Command), commandState(x, now))
+		}
+		if x.TokensPerDay != 0 {
+			cons = append(cons, fmt.Sprintf("relay only, %d of %d tokens used today", x.TokensToday, x.TokensPerDay))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", x.Provider, x.Kind, life, strings.Join(cons, ", "))
 	}

@@ -31,6 +31,7 @@ type proxyOptions struct {
 	debug     bool
 	timeout   time.Duration
 	serve     string
+	relay     bool     // the laptop makes the calls (--relay)
 	argv      []string // the tool to run, if any
 	path      string   // argv[0] as found in PATH
 }
@@ -100,9 +101,10 @@ func runProxy(e *env, args []string) error {
 
 // parseProxy reads proxy's flags and checks them, and finds the tool.
 func parseProxy(e *env, args []string) (*proxyOptions, error) {
-	fs := flagSet(e, "proxy", "[--listen ADDR] [--upstream PROVIDER=URL]... [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
+	fs := flagSet(e, "proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
 	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
 	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
+	relayFlag := fs.Bool("relay", false, "send each request through the agent, which adds the credential and calls the provider on the laptop: no credential reaches this machine")
 	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
 	defTimeout, err := agentTimeout(e)
 	if err != nil {
@@ -114,7 +116,7 @@ func parseProxy(e *env, args []string) (*proxyOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &proxyOptions{listen: *listen, debug: *debug, timeout: *timeout, serve: *serve, argv: fs.Args(), upstreams: map[string]string{}}
+	o := &proxyOptions{listen: *listen, debug: *debug, timeout: *timeout, serve: *serve, argv: fs.Args(), upstreams: map[string]string{}, relay: *relayFlag}
 	if err := checkLoopback(o.listen); err != nil {
 		return nil, err
 	}
@@ -157,6 +159,7 @@ func newProxy(e *env, o *proxyOptions, socket string, follow *proxy.Follower, to
 		Socket:    socket,
 		Dial:      follow.Dial,
 		Upstreams: o.upstreams,
+		Relay:     o.relay,
 		Timeout:   o.timeout,
 		Requester: func() *protocol.Requester {
 			if pid := toolPID.Load(); pid > 0 {

@@ -57,9 +57,9 @@ func (p *Proxy) ToolEnv(base string, providers []string, opencodeConfig string) 
 		}
 		seen[name] = true
 		route := base + "/" + name
-		if rt.prov.BaseURLVar != "" {
-			vars = append(vars, Var{rt.prov.BaseURLVar, route})
-			for _, k := range rt.prov.KeyVars {
+		if rt.Prov.BaseURLVar != "" {
+			vars = append(vars, Var{rt.Prov.BaseURLVar, route})
+			for _, k := range rt.Prov.KeyVars {
 				vars = append(vars, Var{k, p.DummyKey()})
 			}
 		}
@@ -71,7 +71,7 @@ func (p *Proxy) ToolEnv(base string, providers []string, opencodeConfig string) 
 		if opts == nil {
 			opts = map[string]any{}
 		}
-		opts["baseURL"] = route + rt.prov.OpencodePath
+		opts["baseURL"] = route + rt.Prov.OpencodePath
 		pc["options"] = opts
 		provCfg[name] = pc
 		auth[name] = map[string]any{"type": "api", "key": p.DummyKey()}

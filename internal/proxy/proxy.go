@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -58,6 +56,10 @@ type Config struct {
 	// time) and each failure; never a credential, a key or a query
 	// string. Nil is quiet.
 	Log *log.Logger
+	// Relay sends every request through the agent (relay@llm-agent): the
+	// laptop adds the credential and calls the provider, whose base URL
+	// only the laptop chooses; Upstreams must be empty.
+	Relay bool
 	// MaxIdle bounds the agent connections kept open between requests;
 	// zero means 64, negative keeps none (a fresh connection per
 	// request). IdleTime is how long one is kept unused; zero means 5
@@ -70,19 +72,16 @@ type Config struct {
 type Proxy struct {
 	cfg    Config
 	dummy  []byte
-	routes map[string]*route
+	routes providers.Routes
 	rp     *httputil.ReverseProxy
 	srv    *http.Server
 	link   linkState
 	pool   *agentPool
+	// relay mode (relay.go)
+	relay   *httputil.ReverseProxy
+	relayTr *http.Transport
 
 	noGuard sync.Once // RegisterWithGuard says "no guard" once
-}
-
-type route struct {
-	prov     providers.Provider
-	base     string // upstream base URL, no trailing slash
-	override bool
 }
 
 // New makes a proxy with a fresh random dummy key.
@@ -102,26 +101,16 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.IdleTime <= 0 {
 		cfg.IdleTime = defaultIdleTime
 	}
-	p := &Proxy{cfg: cfg, routes: map[string]*route{}}
+	if cfg.Relay && len(cfg.Upstreams) > 0 {
+		return nil, errors.New("--upstream does not go with --relay: the laptop chooses where relayed requests go (llm-agent --relay-upstream)")
+	}
+	routes, err := providers.NewRoutes(cfg.Upstreams, "--upstream")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, routes: routes}
 	p.link.closed = make(chan struct{})
 	p.pool = newPool(p.dial, cfg.Timeout, cfg.MaxIdle, cfg.IdleTime)
-	for _, prov := range providers.All() {
-		p.routes[prov.Name] = &route{prov: prov, base: prov.Upstream}
-	}
-	for name, u := range cfg.Upstreams {
-		if !validRouteName(name) {
-			return nil, fmt.Errorf("--upstream %s: not a provider name (letters, digits, '-', '_', '.')", name)
-		}
-		if err := CheckUpstream(u); err != nil {
-			return nil, fmt.Errorf("--upstream %s: %v", name, err)
-		}
-		r := p.routes[name]
-		if r == nil {
-			r = &route{prov: providers.Provider{Name: name, Key: providers.Bearer, Errors: providers.OpenAIErrors}}
-			p.routes[name] = r
-		}
-		r.base, r.override = strings.TrimRight(u, "/"), true
-	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return nil, err
@@ -136,6 +125,9 @@ func New(cfg Config) (*Proxy, error) {
 		FlushInterval: -1,
 		ErrorHandler:  p.upstreamError,
 		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+	if cfg.Relay {
+		p.relay = p.newRelay()
 	}
 	p.srv = peerServer(p)
 	return p, nil
@@ -160,27 +152,7 @@ func NewTransport() *http.Transport {
 
 // CheckUpstream accepts an upstream base URL: https, or plain http to a
 // loopback address only (a credential must not cross a network in clear).
-func CheckUpstream(raw string) error {
-	if err := providers.CheckURL(raw); err != nil {
-		return err
-	}
-	if u, _ := url.Parse(raw); u.RawQuery != "" {
-		return fmt.Errorf("%q: a base URL takes no query", raw)
-	}
-	return nil
-}
-
-func validRouteName(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return true
-}
+func CheckUpstream(raw string) error { return providers.CheckUpstream(raw) }
 
 // DummyKey is the key tools must present; it opens only this proxy.
 func (p *Proxy) DummyKey() string { return string(p.dummy) }
@@ -210,6 +182,9 @@ func (p *Proxy) Close(grace time.Duration) {
 	p.link.mu.Unlock()
 	p.pool.close() // and what requests give back later
 	shutdown(p.srv, grace)
+	if p.relayTr != nil {
+		p.relayTr.CloseIdleConnections()
+	}
 }
 
 // serveUntilClosed serves on l; a Close or Shutdown is not an error.
@@ -230,15 +205,11 @@ func shutdown(srv *http.Server, grace time.Duration) {
 	}
 }
 
-// credentialHeaders are where tools put a key; all are dropped before the
-// real credential goes in.
-var credentialHeaders = []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key", "Api-Key", "Proxy-Authorization"}
-
 // authorized reports whether h carries the dummy key, in whichever header
 // the tool's SDK puts a key. Every comparison takes the same time.
 func (p *Proxy) authorized(h http.Header) bool {
 	ok := 0
-	for _, name := range credentialHeaders {
+	for _, name := range providers.CredentialHeaders {
 		for _, v := range h.Values(name) {
 			if name == "Authorization" || name == "Proxy-Authorization" {
 				if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
@@ -254,16 +225,9 @@ func (p *Proxy) authorized(h http.Header) bool {
 
 type ctxKey struct{}
 
-// injection is what one request sends upstream in place of the dummy key.
-type injection struct {
-	target *url.URL
-	set    []providers.Header // the credential's header and its companions
-	beta   string             // anthropic-beta flags to add to the tool's
-}
-
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	name, rest := splitRoute(r.URL)
+	name, rest := providers.SplitRoute(r.URL)
 	rt := p.routes[name]
 	lw := &logWriter{ResponseWriter: w}
 	if p.cfg.Log != nil {
@@ -275,17 +239,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := p.checkPeer(r.Context()); err != nil {
 		shape := providers.OpenAIErrors
 		if rt != nil {
-			shape = rt.prov.Errors
+			shape = rt.Prov.Errors
 		}
-		writeError(w, shape, http.StatusForbidden, "llm-agent proxy: refused: this process is not one of the proxy owner's (see the proxy's log)")
+		providers.WriteError(w, shape, http.StatusForbidden, "llm-agent proxy: refused: this process is not one of the proxy owner's (see the proxy's log)")
 		return
 	}
+	if rt == nil && p.relay != nil {
+		// The laptop may have routes this side does not know of
+		// (llm-agent --relay-upstream NAME=URL): let it answer.
+		rt = &providers.Route{Prov: providers.Provider{Name: name, Errors: providers.OpenAIErrors}}
+	}
 	if rt == nil {
-		writeError(w, providers.OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
+		providers.WriteError(w, providers.OpenAIErrors, http.StatusNotFound, fmt.Sprintf("llm-agent proxy: no route for %q; the routes are /%s/", name, strings.Join(p.Routes(), "/, /")))
 		return
 	}
 	if !p.authorized(r.Header) {
-		writeError(w, rt.prov.Errors, http.StatusUnauthorized, "llm-agent proxy: this request does not carry the proxy's key; give the tool the key that llm-agent-client proxy set, not a real one")
+		providers.WriteError(w, rt.Prov.Errors, http.StatusUnauthorized, "llm-agent proxy: this request does not carry the proxy's key; give the tool the key that llm-agent-client proxy set, not a real one")
 		return
 	}
 	if p.link.down.Load() {
@@ -294,7 +263,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.cfg.Log != nil {
 			p.cfg.Log.Printf("%s: %s", name, msg)
 		}
-		writeError(w, rt.prov.Errors, http.StatusServiceUnavailable, msg)
+		providers.WriteError(w, rt.Prov.Errors, http.StatusServiceUnavailable, msg)
+		return
+	}
+	if p.relay != nil {
+		p.relay.ServeHTTP(w, r)
 		return
 	}
 	cred, err := p.fetch(r.Context(), name)
@@ -309,13 +282,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if p.cfg.Log != nil {
 			p.cfg.Log.Printf("%s: %s", name, msg)
 		}
-		writeError(w, rt.prov.Errors, status, msg)
+		providers.WriteError(w, rt.Prov.Errors, status, msg)
 		return
 	}
-	inj, err := plan(rt, cred, rest, r.URL.RawQuery)
+	inj, err := rt.Plan(cred, rest, r.URL.RawQuery)
 	cred.Wipe()
 	if err != nil {
-		writeError(w, rt.prov.Errors, http.StatusForbidden, "llm-agent proxy: "+err.Error())
+		providers.WriteError(w, rt.Prov.Errors, http.StatusForbidden, "llm-agent proxy: "+err.Error())
 		return
 	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, inj)))
@@ -378,19 +351,6 @@ func (p *Proxy) refusedLog() *log.Logger {
 		return p.cfg.Refused
 	}
 	return p.cfg.Log
-}
-
-// splitRoute splits /provider/rest into provider and the escaped /rest.
-func splitRoute(u *url.URL) (name, rest string) {
-	path := strings.TrimPrefix(u.EscapedPath(), "/")
-	name, rest, _ = strings.Cut(path, "/")
-	if rest != "" || strings.HasSuffix(path, "/") {
-		rest = "/" + rest
-	}
-	if n, err := url.PathUnescape(name); err == nil {
-		name = n
-	}
-	return name, rest
 }
 
 // logPath shortens a path for the log.
@@ -492,163 +452,29 @@ func classify(err error, socket string, timeout time.Duration) (int, string) {
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
-// plan works out the upstream URL and the headers that carry cred. The
-// header values are Go strings, which net/http needs and nothing can wipe.
-func plan(rt *route, cred *protocol.Credential, rest, rawQuery string) (*injection, error) {
-	base := rt.base
-	inj := &injection{}
-	secret := func(field string) (string, error) {
-		v := cred.Value(field)
-		if len(v) == 0 {
-			return "", fmt.Errorf("the %s credential for %s holds no %s", cred.Kind, rt.prov.Name, field)
-		}
-		return string(v), nil
-	}
-	switch cred.Kind {
-	case protocol.KindAPI:
-		key, err := secret(protocol.FieldKey)
-		if err != nil {
-			return nil, err
-		}
-		inj.set = append(inj.set, rt.prov.Key.Header(key))
-	case protocol.KindOAuth:
-		tok, err := secret(protocol.FieldAccess)
-		if err != nil {
-			return nil, err
-		}
-		op := rt.prov.OAuth
-		if op == nil {
-			inj.set = append(inj.set, providers.Bearer.Header(tok))
-			break
-		}
-		if !rt.override {
-			base = strings.TrimRight(rt.prov.TokenBaseURL(), "/")
-		}
-		inj.set = append(inj.set, op.Token.Header(tok))
-		if acct := cred.Value(protocol.FieldAccountID); op.AccountHeader != "" && len(acct) > 0 {
-			inj.set = append(inj.set, providers.Header{Name: op.AccountHeader, Value: string(acct)})
-		}
-		for _, h := range op.Headers {
-			if strings.EqualFold(h.Name, "anthropic-beta") {
-				inj.beta = h.Value
-				continue
-			}
-			inj.set = append(inj.set, h)
-		}
-	case protocol.KindWellKnown:
-		tok, err := secret(protocol.FieldToken)
-		if err != nil {
-			return nil, err
-		}
-		inj.set = append(inj.set, providers.Bearer.Header(tok))
-	default:
-		return nil, fmt.Errorf("the agent sent a credential of unknown kind %q", cred.Kind)
-	}
-	target := base + rest
-	if rawQuery != "" {
-		target += "?" + rawQuery
-	}
-	u, err := url.Parse(target)
-	if err != nil {
-		return nil, fmt.Errorf("bad upstream URL for %s", rt.prov.Name)
-	}
-	inj.target = u
-	return inj, nil
-}
-
 // rewrite builds the upstream request: the route's URL, the tool's headers
 // less every key, plus the credential.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
-	inj := pr.In.Context().Value(ctxKey{}).(*injection)
-	pr.Out.URL = inj.target
+	inj := pr.In.Context().Value(ctxKey{}).(*providers.Injection)
+	pr.Out.URL = inj.Target
 	pr.Out.Host = ""
-	h := pr.Out.Header
-	for _, name := range credentialHeaders {
-		h.Del(name)
-	}
-	for _, kv := range inj.set {
-		h.Set(kv.Name, kv.Value)
-	}
-	if inj.beta != "" {
-		h.Set("Anthropic-Beta", mergeList(h.Values("Anthropic-Beta"), inj.beta))
-	}
-}
-
-// mergeList adds the comma-separated flags of add to those in have.
-func mergeList(have []string, add string) string {
-	var out []string
-	seen := map[string]bool{}
-	for _, v := range append(have, add) {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f != "" && !seen[f] {
-				seen[f] = true
-				out = append(out, f)
-			}
-		}
-	}
-	return strings.Join(out, ",")
+	inj.Apply(pr.Out.Header)
 }
 
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		return
 	}
-	name, _ := splitRoute(r.URL)
+	name, _ := providers.SplitRoute(r.URL)
 	shape := providers.OpenAIErrors
 	if rt := p.routes[name]; rt != nil {
-		shape = rt.prov.Errors
+		shape = rt.Prov.Errors
 	}
 	msg := "llm-agent proxy: the upstream did not answer: " + oneLine(err.Error())
 	if p.cfg.Log != nil {
 		p.cfg.Log.Printf("%s: %s", name, msg)
 	}
-	writeError(w, shape, http.StatusBadGateway, msg)
-}
-
-// writeError answers in the provider's own error shape. A 503 tells the
-// tool's SDK not to retry (x-should-retry, which the Stainless SDKs of
-// Anthropic and OpenAI honour) or, to SDKs that retry anyway (opencode's,
-// Codex), to retry at once: each retry is a local refusal, and backing off
-// would only delay the error by minutes.
-func writeError(w http.ResponseWriter, shape providers.ErrorShape, status int, msg string) {
-	var body any
-	switch shape {
-	case providers.AnthropicErrors:
-		typ := map[int]string{401: "authentication_error", 403: "permission_error", 404: "not_found_error"}[status]
-		if typ == "" {
-			typ = "api_error"
-		}
-		body = map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}}
-	case providers.GoogleErrors:
-		st := map[int]string{401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}[status]
-		if st == "" {
-			st = "UNAVAILABLE"
-		}
-		body = map[string]any{"error": map[string]any{"code": status, "message": msg, "status": st}}
-	default:
-		typ, code := "server_error", "llm_agent_not_connected"
-		switch status {
-		case 401:
-			typ, code = "invalid_request_error", "invalid_api_key"
-		case 403:
-			typ, code = "invalid_request_error", "llm_agent_refused"
-		case 404:
-			typ, code = "invalid_request_error", "unknown_url"
-		case 502:
-			code = "llm_agent_upstream_unreachable"
-		}
-		body = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
-	}
-	b, _ := json.Marshal(body)
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	if status == http.StatusServiceUnavailable {
-		h.Set("X-Should-Retry", "false")
-		h.Set("Retry-After", "0")
-		h.Set("Retry-After-Ms", "100")
-	}
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	providers.WriteError(w, shape, http.StatusBadGateway, msg)
 }
 
 // logWriter records the status for the log; Unwrap keeps Flush and Hijack

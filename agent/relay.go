@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/llm-agent/llm-agent/internal/relay"
+	"github.com/llm-agent/llm-agent/memsafe"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// errRelayEnded ends a connection's frame loop once relay@llm-agent has
+// turned it into a stream and the stream has ended.
+var errRelayEnded = errors.New("relay stream ended")
+
+// relayStream answers relay@llm-agent: the connection becomes the HTTP/2
+// stream of package relay, served until it ends or the agent closes.
+// Each request on it goes through permit, as a get does, on this
+// connection's rights and verified hops.
+func (c *conn) relayStream(payload []byte) error {
+	req, err := protocol.ParseRelayRequest(payload)
+	if err != nil {
+		return c.fail(protocol.CodeBadRequest, err.Error())
+	}
+	if err := c.send(protocol.SuccessFrame()); err != nil {
+		return err
+	}
+	// The stream keeps its own time: idle for minutes between requests,
+	// its keep-alive pings end it when the link dies.
+	c.nc.SetDeadline(time.Time{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.a.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	c.a.cfg.Debug.Printf("pid %d: relay stream opened", c.peer.PID)
+	c.a.relay.ServeConn(ctx, c.nc, &relayPolicy{c: c, who: req.Requester})
+	return errRelayEnded
+}
+
+// relayPolicy is package relay's view of one relay connection.
+type relayPolicy struct {
+	c   *conn
+	who *protocol.Requester
+}
+
+func (p *relayPolicy) Authorize(ctx context.Context, provider string, use func(*protocol.Credential) error) *relay.Refusal {
+	a := p.c.a
+	cr, code, reason := p.c.permit(provider, p.who, true)
+	if cr == nil {
+		status := http.StatusForbidden
+		switch code {
+		case protocol.CodeLocked:
+			status, reason = http.StatusServiceUnavailable, "the agent is locked; its owner can unlock it with llm-agent-client unlock"
+		case protocol.CodeResource, protocol.CodeUnreachable:
+			status = http.StatusServiceUnavailable
+		}
+		return &relay.Refusal{Status: status, Message: "llm-agent: the agent refused: " + reason}
+	}
+	if n := cr.cons.TokensPerDay; n != 0 {
+		if used := a.tokens.today(provider, a.cfg.Now()); used >= n {
+			return &relay.Refusal{Status: http.StatusTooManyRequests, Message: fmt.Sprintf(
+				"llm-agent: the daily token budget of the %q credential is spent: %d of %d tokens used today (set on the laptop with add --max-tokens-per-day; it renews at midnight, laptop time)",
+				provider, used, n)}
+		}
+	}
+	if ctx.Err() != nil {
+		return &relay.Refusal{Status: 499, Message: "the server side went away"}
+	}
+	var useErr error
+	err := a.store.reveal(cr, func(plain *protocol.Credential, _ []byte) error {
+		useErr = use(plain)
+		return useErr
+	})
+	switch {
+	case useErr != nil:
+		return &relay.Refusal{Status: http.StatusForbidden, Message: "llm-agent relay: " + useErr.Error()}
+	case errors.Is(err, memsafe.ErrLockedMemory):
+		return &relay.Refusal{Status: http.StatusServiceUnavailable, Message: "llm-agent: " + err.Error()}
+	case err != nil:
+		return &relay.Refusal{Status: http.StatusServiceUnavailable, Message: "llm-agent: " + err.Error()}
+	}
+	return nil
+}
+
+// Done counts the tokens and writes the request's audit record.
+func (p *relayPolicy) Done(r relay.Record) {
+	a := p.c.a
+	var estimated uint64
+	switch {
+	case r.Usage.Known:
+		a.tokens.add(r.Provider, a.cfg.Now(), r.Usage.Input+r.Usage.Output)
+	case r.Refused == "" && r.Status < 400 && r.Sent+r.Received > 0:
+		// The answer reported no usage (a stream asked without it, say):
+		// the server side must not get past a budget that way, so count
+		// a bytes-based estimate, about four bytes a token.
+		estimated = uint64(r.Sent+r.Received+3) / 4
+		a.tokens.add(r.Provider, a.cfg.Now(), estimated)
+	}
+	decision, reason := "allow", ""
+	switch {
+	case r.Refused != "":
+		decision, reason = "deny", r.Refused
+	case r.Err != "":
+		decision, reason = "error", r.Err
+	}
+	e := p.c.event("relay", r.Provider, decision, reason)
+	e.Remote = p.who
+	e.Relay = &RelayInfo{Model: r.Usage.Model, Status: r.Status, DurationMS: r.Duration.Milliseconds(),
+		InputTokens: r.Usage.Input, OutputTokens: r.Usage.Output, UsageKnown: r.Usage.Known,
+		EstimatedTokens: estimated, Method: r.Method, Path: r.Path}
+	p.c.audit(e)
+}
+
+// RelayInfo is the relayed request of an audit record: never a prompt,
+// an answer or a secret.
+type RelayInfo struct {
+	Model        string `json:"model,omitempty"`
+	Status       int    `json:"status"`
+	DurationMS   int64  `json:"duration_ms"`
+	InputTokens  uint64 `json:"input_tokens"`
+	OutputTokens uint64 `json:"output_tokens"`
+	// UsageKnown: the provider's answer reported the usage; when it did
+	// not, EstimatedTokens is what the budget counted instead (the body
+	// bytes both ways over four).
+	UsageKnown      bool   `json:"usage_known"`
+	EstimatedTokens uint64 `json:"estimated_tokens,omitempty"`
+	Method          string `json:"method,omitempty"`
+	Path            string `json:"path,omitempty"`
+}
+
+// tokenUse counts the tokens of relayed requests per provider over the
+// current day of the laptop's clock, for the daily budgets and list.
+type tokenUse struct {
+	mu   sync.Mutex
+	day  string
+	used map[string]uint64
+}
+
+func dayOf(t time.Time) string { return t.Local().Format("2006-01-02") }
+
+func (t *tokenUse) add(provider string, now time.Time, n uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d := dayOf(now); d != t.day || t.used == nil {
+		t.day, t.used = d, map[string]uint64{}
+	}
+	t.used[provider] += n
+}
+
+func (t *tokenUse) today(provider string, now time.Time) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if dayOf(now) != t.day {
+		return 0
+	}
+	return t.used[provider]
+}

@@ -1,0 +1,220 @@
+package agent_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-agent/llm-agent/agent"
+	prov "github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/internal/relay"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// fakeProvider records what reaches it and answers like the Messages API.
+type fakeProvider struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []http.Header
+	urls []string
+}
+
+func newFakeProvider(t *testing.T) *fakeProvider {
+	fp := &fakeProvider{}
+	fp.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		fp.mu.Lock()
+		fp.seen = append(fp.seen, r.Header.Clone())
+		fp.urls = append(fp.urls, r.URL.String())
+		fp.mu.Unlock()
+		if r.URL.Path == "/nousage" {
+			io.WriteString(w, strings.Repeat("x", 2000)) // a stream that reports no usage
+			return
+		}
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, "http://169.254.169.254/latest/meta-data/", http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"model":"claude-test","usage":{"input_tokens":7,"output_tokens":5}}`)
+	}))
+	t.Cleanup(fp.Close)
+	return fp
+}
+
+func (fp *fakeProvider) calls() int {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	return len(fp.seen)
+}
+
+func (fp *fakeProvider) last() (http.Header, string) {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	if len(fp.seen) == 0 {
+		return nil, ""
+	}
+	return fp.seen[len(fp.seen)-1], fp.urls[len(fp.urls)-1]
+}
+
+// jsonMeter reads the usage of a JSON answer, enough for these tests.
+type jsonMeter struct{ b strings.Builder }
+
+func (m *jsonMeter) Write(p []byte) (int, error) { m.b.Write(p); return len(p), nil }
+func (m *jsonMeter) Usage() relay.Usage {
+	var v struct {
+		Model string
+		Usage struct{ Input_tokens, Output_tokens uint64 }
+	}
+	if json.Unmarshal([]byte(m.b.String()), &v) != nil {
+		return relay.Usage{}
+	}
+	return relay.Usage{Model: v.Model, Input: v.Usage.Input_tokens, Output: v.Usage.Output_tokens, Known: true}
+}
+
+func relayClient(t *testing.T, sock string) *http.Client {
+	tr := relay.NewClientTransport(func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", sock)
+		if err != nil {
+			return nil, err
+		}
+		return relay.Upgrade(ctx, c, &protocol.Requester{PID: 1, Exe: "/usr/bin/opencode", Hostname: "gpu1"}, 5*time.Second)
+	})
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func TestRelay(t *testing.T) {
+	fp := newFakeProvider(t)
+	routes, err := prov.NewRoutes(map[string]string{"anthropic": fp.URL, "openrouter": fp.URL, "groq": fp.URL}, "--relay-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, agent.Config{RelayRoutes: routes,
+		RelayMeter: func(string) relay.Meter { return &jsonMeter{} }})
+	mustAdd(t, ta.client(t), apiCred("anthropic", "sk-ant-RELAY-SECRET"))
+	budget := apiCred("openrouter", "sk-or-BUDGET")
+	budget.TokensPerDay = 10
+	mustAdd(t, ta.client(t), budget)
+	hc := relayClient(t, ta.use)
+
+	for _, c := range []struct {
+		name, path string
+		header     map[string]string
+		status     int
+		upstream   string // the URL the provider saw; "" means it saw nothing
+	}{
+		{"relayed", "/anthropic/v1/messages?beta=true", map[string]string{"X-Api-Key": "dummy", "Authorization": "Bearer dummy", "Llm-Agent-Secret": "x"}, 200, "/v1/messages?beta=true"},
+		{"unknown route", "/nowhere/v1/messages", nil, 404, ""},
+		{"no credential", "/openai/v1/chat/completions", nil, 403, ""},
+		{"climbs out", "/anthropic/%2e%2e/admin", nil, 403, ""},
+		{"redirect passed back, not followed", "/anthropic/redirect", nil, 302, "/redirect"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := fp.calls()
+			req, _ := http.NewRequest("POST", "http://relay"+c.path, strings.NewReader(`{"model":"m"}`))
+			for k, v := range c.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
+			}
+			if strings.Contains(string(body), "SECRET") {
+				t.Fatalf("the answer holds the credential: %s", body)
+			}
+			h, u := fp.last()
+			if c.upstream == "" {
+				if fp.calls() != before {
+					t.Fatalf("the provider was called: %s", u)
+				}
+				return
+			}
+			if u != c.upstream {
+				t.Fatalf("provider saw %q, want %q", u, c.upstream)
+			}
+			if got := h.Get("X-Api-Key"); got != "sk-ant-RELAY-SECRET" {
+				t.Fatalf("x-api-key %q", got)
+			}
+			if h.Get("Authorization") != "" || h.Get("Llm-Agent-Secret") != "" {
+				t.Fatalf("the server side's headers reached the provider: %v", h)
+			}
+		})
+	}
+	if !strings.Contains(ta.audit.String(), `"op":"relay","provider":"anthropic","decision":"allow"`) ||
+		!strings.Contains(ta.audit.String(), `"input_tokens":7,"output_tokens":5`) {
+		t.Fatalf("no relay record with the usage:\n%s", ta.audit)
+	}
+	if strings.Contains(ta.audit.String(), "SECRET") {
+		t.Fatal("the audit log holds the credential")
+	}
+
+	t.Run("budget", func(t *testing.T) {
+		if _, err := ta.client(t).Get("openrouter", nil); failureCode(err) != protocol.CodeNotPermitted {
+			t.Fatalf("get of a budgeted credential: %v", err)
+		}
+		post := func() (int, string) {
+			resp, err := hc.Post("http://relay/openrouter/chat/completions", "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		if st, body := post(); st != 200 {
+			t.Fatalf("first request under the budget: %d %s", st, body)
+		}
+		n := fp.calls()
+		st, body := post()
+		if st != http.StatusTooManyRequests || !strings.Contains(body, "daily token budget") || !strings.Contains(body, `"insufficient_quota"`) {
+			t.Fatalf("past the budget: %d %s", st, body)
+		}
+		if fp.calls() != n {
+			t.Fatal("a request past the budget reached the provider")
+		}
+		entries, err := ta.client(t).List()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Provider == "openrouter" && (e.TokensPerDay != 10 || e.TokensToday != 12) {
+				t.Fatalf("list: budget %d, today %d", e.TokensPerDay, e.TokensToday)
+			}
+		}
+	})
+	t.Run("budget without reported usage", func(t *testing.T) {
+		// An answer that reports no usage must not let the server side
+		// past the budget: the agent counts an estimate from the bytes.
+		noUsage := apiCred("groq", "gsk-BUDGET")
+		noUsage.TokensPerDay = 100
+		mustAdd(t, ta.client(t), noUsage)
+		for i, want := range []int{200, http.StatusTooManyRequests} {
+			resp, err := hc.Post("http://relay/groq/nousage", "text/plain", strings.NewReader("hi"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Fatalf("request %d: status %d, want %d", i, resp.StatusCode, want)
+			}
+		}
+		if !strings.Contains(ta.audit.String(), `"usage_known":false,"estimated_tokens":501`) {
+			t.Fatalf("no estimate in the audit log:\n%s", ta.audit)
+		}
+	})
+}

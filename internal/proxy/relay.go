@@ -1,0 +1,73 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	"github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/internal/relay"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// newRelay builds relay mode's upstream: every request goes, unchanged
+// but for the tool's key headers, through relay streams to the agent,
+// which adds the credential and calls the provider (package relay).
+func (p *Proxy) newRelay() *httputil.ReverseProxy {
+	tr := relay.NewClientTransport(func(ctx context.Context) (net.Conn, error) {
+		c, err := p.dial(ctx) // refuses a socket another user serves
+		if err != nil {
+			return nil, &unreachableError{err}
+		}
+		var who *protocol.Requester
+		if p.cfg.Requester != nil {
+			who = p.cfg.Requester()
+		}
+		c, err = relay.Upgrade(ctx, c, who, p.cfg.Timeout)
+		if err == nil {
+			p.linkAnswered()
+		}
+		return c, err
+	})
+	p.relayTr = tr
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			in := pr.In.URL
+			pr.Out.URL = &url.URL{Scheme: "http", Host: "llm-agent", Path: in.Path, RawPath: in.RawPath, RawQuery: in.RawQuery}
+			pr.Out.Host = ""
+			for _, name := range providers.CredentialHeaders {
+				pr.Out.Header.Del(name)
+			}
+		},
+		Transport:     tr,
+		FlushInterval: -1,
+		ErrorHandler:  p.relayError,
+		ErrorLog:      log.New(io.Discard, "", 0),
+	}
+}
+
+// relayError answers a request the relay could not carry: the agent
+// unreachable or refusing the stream (classify's answers), or the stream
+// broken off.
+func (p *Proxy) relayError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	name, _ := providers.SplitRoute(r.URL)
+	var ue *unreachableError
+	var f *protocol.Failure
+	var te *protocol.TransportError
+	status, msg := http.StatusBadGateway, "llm-agent proxy: the relay through the laptop broke off: "+oneLine(err.Error())
+	if errors.As(err, &ue) || errors.As(err, &f) || errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
+		status, msg = classify(err, p.cfg.Socket, p.cfg.Timeout)
+	}
+	if p.cfg.Log != nil {
+		p.cfg.Log.Printf("%s: %s", name, msg)
+	}
+	providers.WriteError(w, p.routes.Shape(name), status, msg)
+}

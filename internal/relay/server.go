@@ -1,0 +1,394 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/protocol"
+)
+
+// Limits bound what one relayed request and all of them together may
+// take of the laptop. Zero fields take the defaults.
+type Limits struct {
+	// MaxBody is the largest request body, in bytes (32 MiB: the
+	// providers' own limits are of that order).
+	MaxBody int64
+	// MaxHeaders is the most request header fields (100), MaxHeaderBytes
+	// their total size (64 KiB).
+	MaxHeaders, MaxHeaderBytes int
+	// MaxStreams is how many requests one connection may have open (100);
+	// MaxInFlight how many the agent relays at once over all (256).
+	MaxStreams, MaxInFlight int
+	// MaxDuration bounds one request from its arrival to the end of its
+	// answer (30 minutes: a long agentic turn streams for minutes).
+	MaxDuration time.Duration
+}
+
+func (l *Limits) defaults() {
+	if l.MaxBody <= 0 {
+		l.MaxBody = 32 << 20
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = 100
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = 64 << 10
+	}
+	if l.MaxStreams <= 0 {
+		l.MaxStreams = 100
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = 256
+	}
+	if l.MaxDuration <= 0 {
+		l.MaxDuration = 30 * time.Minute
+	}
+}
+
+// Refusal is why a request is not relayed: the status the tool gets (in
+// the provider's error shape) and a one-line message.
+type Refusal struct {
+	Status  int
+	Message string
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+// Policy is the agent's side of one relay connection.
+type Policy interface {
+	// Authorize decides whether the connection may use provider's
+	// credential now, as for a get, and if so passes the plaintext
+	// credential to use, which must not keep it: it is wiped when use
+	// returns. An error from use refuses the request (403).
+	Authorize(ctx context.Context, provider string, use func(*protocol.Credential) error) *Refusal
+	// Done is told of every request that reached a route, relayed or
+	// refused, once its answer has ended.
+	Done(Record)
+}
+
+// Record is one relayed request, for the audit log and the budget.
+type Record struct {
+	Provider string
+	Method   string
+	Path     string // below the route, without the query
+	Status   int
+	Duration time.Duration
+	Usage    Usage
+	// The body bytes that went up and came back, for an estimate where
+	// the provider reported no usage.
+	Sent, Received int64
+	// Refused is set when the relay answered itself (Status says how);
+	// Err when the provider could not be reached or the answer broke off.
+	Refused string
+	Err     string
+}
+
+// Usage is the token usage a provider reported in one answer.
+type Usage struct {
+	Model         string
+	Input, Output uint64
+	Known         bool
+}
+
+// Meter is fed an answer's body, decompressed, as it streams by; it
+// never fails and holds a bounded amount.
+type Meter interface {
+	io.Writer
+	Usage() Usage
+}
+
+// Server relays requests on upgraded connections. Its fields are fixed
+// once ServeConn is first called.
+type Server struct {
+	Routes    providers.Routes
+	Transport http.RoundTripper // nil: NewTransport
+	Limits    Limits
+	// Meter, when set, reads the usage the provider reports from each
+	// answer's body; nil reports none.
+	Meter func(contentType string) Meter
+	// Log gets a line per failure of the connection itself; never a
+	// secret. Nil is quiet.
+	Log *log.Logger
+
+	once     sync.Once
+	inFlight chan struct{}
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.Limits.defaults()
+		if s.Transport == nil {
+			s.Transport = NewTransport()
+		}
+		s.inFlight = make(chan struct{}, s.Limits.MaxInFlight)
+	})
+}
+
+// NewTransport is the upstream transport of the laptop: HTTP/2 where the
+// provider offers it, the laptop's HTTPS_PROXY, and compression undone
+// here, so that the relay can read the usage the provider reports.
+// Redirects are never followed (a Transport does not).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// ServeConn serves the HTTP/2 stream on c, which relay@llm-agent has just
+// upgraded, until c ends or ctx is done; then every request still open on
+// it is cancelled, and its upstream call with it.
+func (s *Server) ServeConn(ctx context.Context, c net.Conn, p Policy) error {
+	s.init()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ended := make(chan struct{})
+	var endOnce sync.Once
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{
+		Handler:        &handler{s: s, p: p},
+		Protocols:      protos,
+		MaxHeaderBytes: s.Limits.MaxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			MaxConcurrentStreams: s.Limits.MaxStreams,
+			// A dead link ends the connection, and with it every request.
+			SendPingTimeout: 30 * time.Second,
+			PingTimeout:     15 * time.Second,
+		},
+		ErrorLog:    log.New(io.Discard, "", 0),
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateClosed || st == http.StateHijacked {
+				endOnce.Do(func() { close(ended) })
+			}
+		},
+	}
+	go srv.Serve(&oneConn{c: c, done: ended})
+	select {
+	case <-ended:
+	case <-ctx.Done():
+	}
+	srv.Close()
+	c.Close()
+	return nil
+}
+
+// oneConn is a listener that yields one connection, then blocks until it
+// has ended.
+type oneConn struct {
+	mu   sync.Mutex
+	c    net.Conn
+	done chan struct{}
+}
+
+func (l *oneConn) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	c := l.c
+	l.c = nil
+	l.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConn) Close() error   { return nil }
+func (l *oneConn) Addr() net.Addr { return relayAddr{} }
+
+type relayAddr struct{}
+
+func (relayAddr) Network() string { return "relay" }
+func (relayAddr) String() string  { return "relay@llm-agent" }
+
+type handler struct {
+	s *Server
+	p Policy
+}
+
+type injKey struct{}
+
+// hopHeaders are dropped from what the server side sends: its own
+// bookkeeping, and Accept-Encoding, so that the laptop's transport
+// negotiates compression itself and reads the answer plain.
+var dropHeaders = []string{"Accept-Encoding", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	lim := &h.s.Limits
+	name, rest := providers.SplitRoute(r.URL)
+	rt := h.s.Routes[name]
+	if rt == nil {
+		providers.WriteError(w, providers.OpenAIErrors, http.StatusNotFound,
+			fmt.Sprintf("llm-agent relay: no route for %q; the laptop's routes are /%s/", cut(name), strings.Join(h.s.Routes.Names(), "/, /")))
+		return
+	}
+	rec := Record{Provider: name, Method: r.Method, Path: cut(strings.SplitN(rest, "?", 2)[0])}
+	refuse := func(status int, msg string) {
+		rec.Status, rec.Refused, rec.Duration = status, msg, time.Since(start)
+		providers.WriteError(w, rt.Prov.Errors, status, msg)
+		h.p.Done(rec)
+	}
+	switch {
+	case len(r.Header) > lim.MaxHeaders:
+		refuse(http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("llm-agent relay: %d header fields; the laptop relays at most %d", len(r.Header), lim.MaxHeaders))
+		return
+	case r.ContentLength > lim.MaxBody:
+		refuse(http.StatusRequestEntityTooLarge, fmt.Sprintf("llm-agent relay: a body of %d bytes; the laptop relays at most %d", r.ContentLength, lim.MaxBody))
+		return
+	}
+	select {
+	case h.s.inFlight <- struct{}{}:
+		defer func() { <-h.s.inFlight }()
+	default:
+		refuse(http.StatusServiceUnavailable, fmt.Sprintf("llm-agent relay: the laptop is relaying %d requests already, its limit; try again", lim.MaxInFlight))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), lim.MaxDuration)
+	defer cancel()
+	var inj *providers.Injection
+	no := h.p.Authorize(ctx, name, func(cred *protocol.Credential) error {
+		var err error
+		inj, err = rt.Plan(cred, rest, r.URL.RawQuery)
+		return err
+	})
+	if no != nil {
+		if ctx.Err() != nil && r.Context().Err() != nil {
+			rec.Status, rec.Refused, rec.Duration = 499, "the server side went away", time.Since(start)
+			h.p.Done(rec)
+			return
+		}
+		refuse(no.Status, no.Message)
+		return
+	}
+	sent := &countingReader{r: http.MaxBytesReader(w, r.Body, lim.MaxBody)}
+	r.Body = sent
+	lw := &meterWriter{ResponseWriter: w}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL = inj.Target
+			pr.Out.Host = ""
+			for _, k := range dropHeaders {
+				pr.Out.Header.Del(k)
+			}
+			for k := range pr.Out.Header {
+				if strings.HasPrefix(strings.ToLower(k), "llm-agent-") {
+					pr.Out.Header.Del(k)
+				}
+			}
+			inj.Apply(pr.Out.Header)
+		},
+		Transport:     h.s.Transport,
+		FlushInterval: -1,
+		ModifyResponse: func(resp *http.Response) error {
+			if h.s.Meter != nil {
+				lw.meter = h.s.Meter(resp.Header.Get("Content-Type"))
+			}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				rec.Err = "cancelled: " + oneLine(err.Error())
+				return
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				lw.refused = fmt.Sprintf("llm-agent relay: the body is over %d bytes, the laptop's limit", lim.MaxBody)
+				providers.WriteError(w, rt.Prov.Errors, http.StatusRequestEntityTooLarge, lw.refused)
+				return
+			}
+			rec.Err = oneLine(err.Error())
+			providers.WriteError(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+": "+oneLine(err.Error()))
+		},
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	rp.ServeHTTP(lw, r.WithContext(ctx))
+	rec.Status, rec.Duration, rec.Refused = lw.status(), time.Since(start), lw.refused
+	rec.Sent, rec.Received = sent.n, lw.n
+	if lw.meter != nil {
+		rec.Usage = lw.meter.Usage()
+	}
+	if rec.Err == "" && ctx.Err() != nil {
+		rec.Err = "cancelled: " + context.Cause(ctx).Error()
+	}
+	h.p.Done(rec)
+}
+
+// meterWriter passes the answer through, feeding its body to the meter.
+type meterWriter struct {
+	http.ResponseWriter
+	code    int
+	n       int64
+	meter   Meter
+	refused string
+}
+
+// countingReader counts the request body as it goes up.
+type countingReader struct {
+	r io.ReadCloser
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+func (m *meterWriter) WriteHeader(code int) {
+	if m.code == 0 {
+		m.code = code
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *meterWriter) Write(b []byte) (int, error) {
+	if m.code == 0 {
+		m.code = http.StatusOK
+	}
+	m.n += int64(len(b))
+	if m.meter != nil {
+		m.meter.Write(b)
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+func (m *meterWriter) Flush() { http.NewResponseController(m.ResponseWriter).Flush() }
+
+func (m *meterWriter) Unwrap() http.ResponseWriter { return m.ResponseWriter }
+
+func (m *meterWriter) status() int {
+	if m.code == 0 {
+		return http.StatusOK
+	}
+	return m.code
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// cut keeps a server-chosen string short for messages and the audit log.
+func cut(s string) string {
+	if len(s) > 128 {
+		return s[:128] + "..."
+	}
+	return s
+}
