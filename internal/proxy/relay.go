@@ -53,7 +53,8 @@ func (p *Proxy) newRelay() *httputil.ReverseProxy {
 
 // relayError answers a request the relay could not carry: the agent
 // unreachable or refusing the stream (classify's answers), or the stream
-// broken off.
+// broken off, which is the link to the laptop ending (the agent answers
+// the provider's own failures itself, as HTTP answers).
 func (p *Proxy) relayError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		return
@@ -62,7 +63,8 @@ func (p *Proxy) relayError(w http.ResponseWriter, r *http.Request, err error) {
 	var ue *unreachableError
 	var f *protocol.Failure
 	var te *protocol.TransportError
-	status, msg := http.StatusBadGateway, "llm-agent proxy: the relay through the laptop broke off: "+oneLine(err.Error())
+	status, msg := http.StatusServiceUnavailable, "llm-agent: the owner is not connected: the relay stream to the laptop ended ("+oneLine(err.Error())+")"
+
 	if errors.As(err, &ue) || errors.As(err, &f) || errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) {
 		status, msg = classify(err, p.cfg.Socket, p.cfg.Timeout)
 	}
