@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,6 +31,8 @@ type keysChild struct {
 	dir  string
 	sock string
 	done chan struct{} // closed when the child has exited
+	// watch is the write end of the watcher's pipe (see startWatcher).
+	watch *os.File
 }
 
 // keysChildEnv marks the environment of the SSH-key child. llm-agent
@@ -106,7 +109,8 @@ func self(path string) bool {
 // line, and waits until it answers. ssh-agent makes the socket in a fresh
 // 0700 directory of its own under TMPDIR and removes both when it gets
 // SIGTERM, so nothing is left behind even when the agent is killed (the
-// child then gets SIGTERM from Pdeathsig). Its standard error goes to
+// child then gets SIGTERM from Pdeathsig or, for a setgid ssh-agent, from
+// its watcher). Its standard error goes to
 // logger line by line (nil: nowhere).
 func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, error) {
 	k := &keysChild{done: make(chan struct{})}
@@ -159,11 +163,20 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		sockLine <- line
 		io.Copy(io.Discard, br)
 	}()
+	if err := k.startWatcher(); err != nil {
+		k.cmd.Process.Kill()
+		k.cmd.Wait()
+		return nil, err
+	}
 	go func() {
 		for _, d := range pipesDone {
 			<-d // Wait closes the pipes: read them to the end first
 		}
 		k.cmd.Wait()
+		// The child is gone: the watcher must not signal its pid, which
+		// another process may get.
+		io.WriteString(k.watch, "stop\n")
+		k.watch.Close()
 		close(k.done)
 	}()
 	timeout := time.After(10 * time.Second)
@@ -205,6 +218,34 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		default:
 		}
 	}
+}
+
+// watcherScript waits on fd 3 (the pipe whose only writer is this
+// process) in a background subshell, so that the shell that starts it
+// exits at once and the watcher is not our child; end of file means this
+// process is gone, and the child gets SIGTERM; "stop" means the child
+// ended first.
+const watcherScript = `exec 3<&0; (read line <&3; [ "$line" = stop ] || kill -TERM "$1") </dev/null >/dev/null 2>&1 &`
+
+// startWatcher starts a shell that sends the child SIGTERM when this
+// process goes away in any way, SIGKILL included. Pdeathsig alone does
+// not do it: the kernel clears it at the execve of a set-group-ID
+// program, and Debian installs ssh-agent setgid _ssh; a killed llm-agent
+// would leave its ssh-agent running, holding the keys, with its socket.
+func (k *keysChild) startWatcher() error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("ssh-agent child: watcher: %w", err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/bin/sh", "-c", watcherScript, "sh", strconv.Itoa(k.cmd.Process.Pid))
+	cmd.Stdin, cmd.Dir, cmd.Env = r, "/", []string{"PATH=/usr/bin:/bin"}
+	if err := cmd.Run(); err != nil {
+		w.Close()
+		return fmt.Errorf("ssh-agent child: starting its watcher (/bin/sh): %w", err)
+	}
+	k.watch = w
+	return nil
 }
 
 // servedByChild checks that the socket the child named is served by the

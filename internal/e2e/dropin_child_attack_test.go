@@ -68,8 +68,15 @@ func groupSize(pgid int) int {
 }
 
 // agentChildren returns the pids of the processes started by pid (by any
-// of its threads).
+// of its threads), once more than one has had a second to become one: the
+// shell that starts the SSH-key child's watcher (keyschild.go) is a child
+// for the moment it takes to put the watcher in the background.
 func agentChildren(pid int) []string {
+	waitFor(time.Second, func() bool { return len(childrenOf(pid)) <= 1 })
+	return childrenOf(pid)
+}
+
+func childrenOf(pid int) []string {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
 	var kids []string
 	for _, task := range tasks {
@@ -234,9 +241,9 @@ func TestSSHAgentChildPrivate(t *testing.T) {
 	if got := strings.Split(strings.TrimRight(string(argv), "\x00"), "\x00"); len(got) != 3 || got[1] != "-D" || got[2] != "-s" {
 		t.Errorf("the child's command line %q, want %s -D -s", got, stock)
 	}
-	made, _ := filepath.Glob(tmp + "/ssh-*/agent.*")
+	made := childSockets(tmp, child)
 	if len(made) != 1 {
-		t.Fatalf("the child's sockets under TMPDIR: %q, want one", made)
+		t.Fatalf("the child's sockets under TMPDIR (or /tmp): %q, want one", made)
 	}
 	if fi, err := os.Stat(filepath.Dir(made[0])); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("the child's socket directory: %v, %v; want mode 0700", fi.Mode(), err)

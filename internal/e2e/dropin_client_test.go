@@ -456,8 +456,9 @@ func TestSSHAgentDropInChild(t *testing.T) {
 				t.Fatalf("child %s runs %s %q, want %s -D -s", child, exe, args, stock)
 			}
 			tmp := cmd.Env[len(cmd.Env)-1][len("TMPDIR="):]
-			if made, _ := filepath.Glob(tmp + "/ssh-*/agent.*"); len(made) != 1 {
-				t.Fatalf("the child's sockets under TMPDIR: %q, want one", made)
+			made := childSockets(tmp, child)
+			if len(made) != 1 {
+				t.Fatalf("the child's sockets under TMPDIR (or /tmp): %q, want one", made)
 			}
 			cmd.Process.Signal(sig)
 			cmd.Wait()
@@ -468,6 +469,22 @@ func TestSSHAgentDropInChild(t *testing.T) {
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {
 				t.Errorf("left in TMPDIR after %v: %v", sig, left)
 			}
+			if _, err := os.Lstat(filepath.Dir(made[0])); err == nil {
+				t.Errorf("the child's socket directory %s is left after %v", filepath.Dir(made[0]), sig)
+			}
 		})
 	}
+}
+
+// childSockets finds the sockets the ssh-agent child (pid) made: under
+// tmp, the TMPDIR it was given, or under /tmp when it is setgid (as
+// Debian's ssh-agent may be), since the loader then drops TMPDIR from its
+// environment. -D names the socket after its own pid.
+func childSockets(tmp, pid string) []string {
+	var made []string
+	for _, dir := range []string{tmp, "/tmp"} {
+		m, _ := filepath.Glob(dir + "/ssh-*/agent." + pid)
+		made = append(made, m...)
+	}
+	return made
 }
