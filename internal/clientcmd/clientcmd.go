@@ -51,6 +51,7 @@ func commands() []command {
 		{"exec", "[-p PROVIDER]... -- CMD [ARG...]", "run a command with credentials in the variables its tools read", runExec},
 		{"proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [-d] [-- CMD [ARG...]]", "serve an auth-injecting proxy (or, with --relay, one that sends requests through the laptop); run a command that holds only a dummy key", runProxy},
 		{"status", "", "say whether an agent is reachable, locked, use-only (forwarded or relayed)", runStatus},
+		{"usage", usageArgs, "sum the relayed requests and their tokens in the agent's audit log", runUsage},
 		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard},
 	}
 }
