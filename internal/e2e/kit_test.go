@@ -153,6 +153,14 @@ type auditEvent struct {
 		Exe      string `json:"exe"`
 		Hostname string `json:"hostname"`
 	} `json:"remote_reported"`
+	Relay *struct {
+		Model      string `json:"model"`
+		Status     int    `json:"status"`
+		DurationMS int64  `json:"duration_ms"`
+		UsageKnown bool   `json:"usage_known"`
+		Method     string `json:"method"`
+		Path       string `json:"path"`
+	} `json:"relay"`
 }
 
 // readAudit reads every record of the audit log at path; a line that is

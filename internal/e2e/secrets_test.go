@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -275,11 +274,10 @@ func leakCore(t *testing.T, pid int) string {
 // (root only, as the agent is not dumpable) and scans it.
 func leakScanMem(t *testing.T, pid int, ns []leakNeedle) ([]leakHit, int64) {
 	t.Helper()
-	maps, err := os.Open(fmt.Sprintf("/proc/%d/maps", pid))
+	maps, err := readableMappings(pid)
 	if err != nil {
-		t.Fatalf("opening maps: %v", err)
+		t.Fatal(err)
 	}
-	defer maps.Close()
 	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
 	if err != nil {
 		t.Fatalf("opening /proc/%d/mem as root: %v", pid, err)
@@ -288,20 +286,9 @@ func leakScanMem(t *testing.T, pid int, ns []leakNeedle) ([]leakHit, int64) {
 	var hits []leakHit
 	var total int64
 	var regions, unreadable int
-	sc := bufio.NewScanner(maps)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 || f[1][0] != 'r' {
-			continue
-		}
-		lo, hi, ok := strings.Cut(f[0], "-")
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if !ok || err1 != nil || err2 != nil || end > 1<<62 {
-			continue // [vsyscall] and the like
-		}
+	for _, m := range maps {
 		regions++
-		h, n, err := leakScan(io.NewSectionReader(mem, int64(start), int64(end-start)), int64(start), ns)
+		h, n, err := leakScan(io.NewSectionReader(mem, int64(m.start), int64(m.end-m.start)), int64(m.start), ns)
 		hits = append(hits, h...)
 		total += n
 		if err != nil {

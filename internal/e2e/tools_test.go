@@ -39,15 +39,27 @@ type toolsRig struct {
 
 func newToolsRig(t *testing.T, tools ...string) *toolsRig {
 	t.Helper()
+	return newToolsRigArgs(t, nil, tools...)
+}
+
+// newToolsRigArgs is newToolsRig with more flags for the laptop agent,
+// made from the fake upstream's URL (nil: none).
+func newToolsRigArgs(t *testing.T, agentArgs func(upURL string) []string, tools ...string) *toolsRig {
+	t.Helper()
 	sshtest.RequireRoot(t)
 	bins := map[string]string{}
 	for _, tool := range tools {
 		bins[tool] = toolBin(t, tool)
 	}
+	up := startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+randHex(t, 6))
+	o := AgentOptions{Debug: true}
+	if agentArgs != nil {
+		o.Args = agentArgs(up.URL)
+	}
 	r := &toolsRig{
-		fwdRig: newFwdRig(t, AgentOptions{Debug: true}),
+		fwdRig: newFwdRig(t, o),
 		srv:    sshtest.Start(t, sshtest.Options{Name: "toolhost"}),
-		up:     startFakeUpstream(t, "FAKE-UPSTREAM-ANSWER-"+randHex(t, 6)),
+		up:     up,
 		tokens: map[string]string{"anthropic": fwdToken(t, "sk-ant-tools"), "openai": fwdToken(t, "sk-openai-tools")},
 		bins:   bins,
 	}
@@ -198,34 +210,10 @@ func TestToolsAnswer(t *testing.T) {
 			}
 			res, took := toolsRun(t, r.cmd(r.srv, fwdPrimary, nil, r.prelude(d.name)+d.script(r)))
 			r.up.arm(nil)
-			t.Logf("%s: exit %d after %v", d.name, res.Code, took.Round(time.Millisecond))
-			if res.Code != 0 || !strings.Contains(res.Stdout, r.up.Answer) {
-				t.Errorf("%s: exit %d, answer printed: %v\nstdout: %s\nstderr: %s", d.name, res.Code,
-					strings.Contains(res.Stdout, r.up.Answer), res.Stdout, res.Stderr)
-			}
-			reqs := r.up.requests()[before:]
-			n := 0
-			for _, q := range reqs {
-				if strings.Contains(q.APIKey, token) || strings.Contains(q.Auth, token) {
-					n++
-				} else if q.APIKey != "" || q.Auth != "" {
-					t.Errorf("%s: a request to %s carried another key (%d bytes)", d.name, q.Path, len(q.APIKey)+len(q.Auth))
-				}
-			}
-			t.Logf("%s: the upstream got %d requests, %d with the laptop's token", d.name, len(reqs), n)
-			if n == 0 {
-				t.Errorf("%s: the upstream never saw the token added on the laptop", d.name)
-			}
+			r.checkAnswered(t, d.name, token, res, took, before)
 			if d.proxy {
 				procMu.Lock()
-				t.Logf("processes: scanned the environment and command line of %d processes of the test user while the tool ran (%d held the proxy's dummy key): credential %s",
-					scanned, withDummy, map[bool]string{true: "FOUND", false: "not found"}[len(hits) > 0])
-				if len(hits) > 0 {
-					t.Errorf("the credential is in /proc/%s", strings.Join(hits, ", /proc/"))
-				}
-				if withDummy == 0 {
-					t.Errorf("no running process held the dummy key: the scan did not see the tool")
-				}
+				checkProcScan(t, scanned, hits, withDummy)
 				procMu.Unlock()
 				scanFiles(t, r.user, token)
 			}
@@ -240,6 +228,47 @@ func TestToolsAnswer(t *testing.T) {
 	})
 }
 
+// checkAnswered checks a tool's run: it exited 0 and printed the
+// upstream's answer, and the upstream's requests since the first before
+// carried token (at least one) and no other key.
+func (r *toolsRig) checkAnswered(t *testing.T, name, token string, res Result, took time.Duration, before int) {
+	t.Helper()
+	t.Logf("%s: exit %d after %v", name, res.Code, took.Round(time.Millisecond))
+	if res.Code != 0 || !strings.Contains(res.Stdout, r.up.Answer) {
+		t.Errorf("%s: exit %d, answer printed: %v\nstdout: %s\nstderr: %s", name, res.Code,
+			strings.Contains(res.Stdout, r.up.Answer), res.Stdout, res.Stderr)
+	}
+	reqs := r.up.requests()[before:]
+	n := 0
+	var paths []string
+	for _, q := range reqs {
+		paths = append(paths, q.Path)
+		if strings.Contains(q.APIKey, token) || strings.Contains(q.Auth, token) {
+			n++
+		} else if q.APIKey != "" || q.Auth != "" {
+			t.Errorf("%s: a request to %s carried another key (%d bytes)", name, q.Path, len(q.APIKey)+len(q.Auth))
+		}
+	}
+	t.Logf("%s: the upstream got %d requests (%s), %d with the laptop's token", name, len(reqs), strings.Join(paths, " "), n)
+	if n == 0 {
+		t.Errorf("%s: the upstream never saw the token added on the laptop", name)
+	}
+}
+
+// checkProcScan reports procScan's findings: no process held the
+// credential, and one held the dummy key (so the scan saw the tool).
+func checkProcScan(t *testing.T, scanned int, hits []string, withDummy int) {
+	t.Helper()
+	t.Logf("processes: scanned the environment and command line of %d processes of the test user while the tool ran (%d held the proxy's dummy key): credential %s",
+		scanned, withDummy, map[bool]string{true: "FOUND", false: "not found"}[len(hits) > 0])
+	if len(hits) > 0 {
+		t.Errorf("the credential is in /proc/%s", strings.Join(hits, ", /proc/"))
+	}
+	if withDummy == 0 {
+		t.Errorf("no running process held the dummy key: the scan did not see the tool")
+	}
+}
+
 // TestToolsDisconnect: the owner disconnects while a tool is at work (the
 // upstream disconnects the owner's ssh when the first request comes in,
 // and answers it with a tool call so that the tool makes another). The
@@ -252,43 +281,20 @@ func TestToolsDisconnect(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			token := r.tokens[d.provider]
 			owner, sock, ownerDone := r.startOwner(t)
-			var discMu sync.Mutex
-			var disconnected time.Time
-			r.up.arm(func() {
-				owner.Process.Signal(syscall.SIGTERM)
-				<-ownerDone
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-					if _, err := os.Lstat(sock); os.IsNotExist(err) {
-						break
-					}
-				}
-				discMu.Lock()
-				disconnected = time.Now()
-				discMu.Unlock()
-				r.up.markDisconnected()
-			})
+			cut, cutAt := r.ownerCut(owner, sock, ownerDone)
+			r.up.arm(cut)
 			before := len(r.up.requests())
 			script := "export SSH_AUTH_SOCK=" + shq(sock) + "\n" + r.prelude("disc-"+d.name) + d.script(r)
 			res, took := toolsRun(t, r.cmd(r.srv, fwdNone, nil, script))
 			r.up.arm(nil)
-			discMu.Lock()
-			defer discMu.Unlock()
+			disconnected := cutAt()
 			out := res.Stdout + res.Stderr
 			if disconnected.IsZero() {
 				t.Fatalf("%s: the tool made no request (exit %d)\nstdout: %s\nstderr: %s", d.name, res.Code, res.Stdout, res.Stderr)
 			}
 			t.Logf("%s: exit %d, %v after the disconnect; says %q", d.name, res.Code, time.Since(disconnected).Round(time.Millisecond), notConnectedLine(out))
-			reqs := r.up.requests()[before:]
-			var after, afterWithToken int
-			for _, q := range reqs {
-				if q.Disconn {
-					after++
-					if strings.Contains(q.APIKey, token) || strings.Contains(q.Auth, token) {
-						afterWithToken++
-					}
-				}
-			}
-			t.Logf("%s: %d requests in all (%v), %d after the disconnect, %d of them with the old token", d.name, len(reqs), took.Round(time.Millisecond), after, afterWithToken)
+			nreqs, after, afterWithToken := r.up.afterDisconnect(before, token)
+			t.Logf("%s: %d requests in all (%v), %d after the disconnect, %d of them with the old token", d.name, nreqs, took.Round(time.Millisecond), after, afterWithToken)
 			if !d.proxy {
 				// The helper doors cannot hold: Claude Code and Codex keep
 				// the last key their helper gave when it fails (see the
@@ -364,6 +370,32 @@ func (r *toolsRig) startOwner(t *testing.T) (*exec.Cmd, string, chan struct{}) {
 		t.Fatalf("the owner's session reported no SSH_AUTH_SOCK\n%s", r.srv.LogTail(20))
 	}
 	return owner, sock, done
+}
+
+// ownerCut returns cut, which disconnects the owner (ends the ssh of
+// startOwner and waits for the forwarded socket to go) and then marks the
+// upstream, and at, which says when cut completed (zero: not yet).
+func (r *toolsRig) ownerCut(owner *exec.Cmd, sock string, ownerDone chan struct{}) (cut func(), at func() time.Time) {
+	var mu sync.Mutex
+	var when time.Time
+	cut = func() {
+		owner.Process.Signal(syscall.SIGTERM)
+		<-ownerDone
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := os.Lstat(sock); os.IsNotExist(err) {
+				break
+			}
+		}
+		mu.Lock()
+		when = time.Now()
+		mu.Unlock()
+		r.up.markDisconnected()
+	}
+	return cut, func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return when
+	}
 }
 
 // TestToolsGetNotConnected: get, as the tools run it, fails fast without

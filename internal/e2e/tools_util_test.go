@@ -155,6 +155,22 @@ func (f *fakeUpstream) sawSecret(secret string) (n, after int) {
 	return n, after
 }
 
+// afterDisconnect counts the requests since the first since, those of
+// them that came after the disconnect, and those of these that carried
+// secret in a key header.
+func (f *fakeUpstream) afterDisconnect(since int, secret string) (n, after, withSecret int) {
+	reqs := f.requests()[since:]
+	for _, q := range reqs {
+		if q.Disconn {
+			after++
+			if strings.Contains(q.APIKey, secret) || strings.Contains(q.Auth, secret) {
+				withSecret++
+			}
+		}
+	}
+	return len(reqs), after, withSecret
+}
+
 // keyCount says how many requests since the first since carried key as
 // their X-Api-Key.
 func (f *fakeUpstream) keyCount(key string, since int) int {
