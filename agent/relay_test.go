@@ -98,8 +98,7 @@ func TestRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta := startAgent(t, agent.Config{RelayRoutes: routes,
-		RelayMeter: func(string) relay.Meter { return &jsonMeter{} }})
+	ta := startAgent(t, agent.Config{RelayRoutes: routes})
 	mustAdd(t, ta.client(t), apiCred("anthropic", "sk-ant-RELAY-SECRET"))
 	budget := apiCred("openrouter", "sk-or-BUDGET")
 	budget.TokensPerDay = 10
@@ -155,7 +154,7 @@ func TestRelay(t *testing.T) {
 		})
 	}
 	if !strings.Contains(ta.audit.String(), `"op":"relay","provider":"anthropic","decision":"allow"`) ||
-		!strings.Contains(ta.audit.String(), `"input_tokens":7,"output_tokens":5`) {
+		!strings.Contains(ta.audit.String(), `"model":"claude-test","status":200,`) || !strings.Contains(ta.audit.String(), `"input_tokens":7,"output_tokens":5,"usage_known":true`) {
 		t.Fatalf("no relay record with the usage:\n%s", ta.audit)
 	}
 	if strings.Contains(ta.audit.String(), "SECRET") {

@@ -104,8 +104,8 @@ type Config struct {
 	// RelayRoutes are the providers' base URLs that relayed requests go
 	// to (providers.NewRoutes with llm-agent --relay-upstream); nil means
 	// the table's. RelayTransport makes the calls (nil: relay's
-	// NewTransport); RelayMeter reads the usage of the answers (nil: none
-	// is read); RelayLimits bound them.
+	// NewTransport); RelayMeter reads the usage of the answers (nil:
+	// package usage's Meter); RelayLimits bound them.
 	RelayRoutes    providers.Routes
 	RelayTransport http.RoundTripper
 	RelayMeter     func(contentType string) relay.Meter

@@ -154,12 +154,14 @@ type auditEvent struct {
 		Hostname string `json:"hostname"`
 	} `json:"remote_reported"`
 	Relay *struct {
-		Model      string `json:"model"`
-		Status     int    `json:"status"`
-		DurationMS int64  `json:"duration_ms"`
-		UsageKnown bool   `json:"usage_known"`
-		Method     string `json:"method"`
-		Path       string `json:"path"`
+		Model        string `json:"model"`
+		Status       int    `json:"status"`
+		DurationMS   int64  `json:"duration_ms"`
+		UsageKnown   bool   `json:"usage_known"`
+		InputTokens  uint64 `json:"input_tokens"`
+		OutputTokens uint64 `json:"output_tokens"`
+		Method       string `json:"method"`
+		Path         string `json:"path"`
 	} `json:"relay"`
 }
 

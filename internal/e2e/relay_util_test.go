@@ -77,7 +77,7 @@ exit $rc
 func relayCheckAudit(t testing.TB, a *Agent, providers ...string) {
 	t.Helper()
 	sshExe := fwdSSHExe(t)
-	count := map[string]int{}
+	count, metered := map[string]int{}, map[string]int{}
 	var seen []string
 	usage := 0
 	for _, e := range readAudit(t, a.Audit) {
@@ -97,14 +97,19 @@ func relayCheckAudit(t testing.TB, a *Agent, providers ...string) {
 		seen = append(seen, fmt.Sprintf("%s %s %s", e.Provider, e.Decision, info))
 		if e.Decision == "allow" && e.Relay != nil && e.Relay.Status == 200 && e.Forwarded && e.Peer != nil && e.Peer.Exe == sshExe {
 			count[e.Provider]++
+			// The fake upstream reports 10 tokens in and 5 out in every
+			// answer, in each API's own shape.
+			if e.Relay.UsageKnown && e.Relay.InputTokens == 10 && e.Relay.OutputTokens == 5 {
+				metered[e.Provider]++
+			}
 		}
 	}
-	// Not asserted: the fake upstream reports usage in every answer, but
-	// whether the agent reads it is the agent's configuration.
 	t.Logf("audit log: %d relay records, %d with the provider's usage:\n  %s", len(seen), usage, strings.Join(seen, "\n  "))
 	for _, p := range providers {
 		if count[p] == 0 {
 			t.Errorf("audit log: no relay %q allow record with status 200, forwarded, peer exe %s", p, sshExe)
+		} else if metered[p] == 0 {
+			t.Errorf("audit log: no relay %q record with the usage the provider reported (10 in, 5 out)", p)
 		}
 	}
 }

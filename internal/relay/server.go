@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/internal/usage"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -94,11 +95,7 @@ type Record struct {
 }
 
 // Usage is the token usage a provider reported in one answer.
-type Usage struct {
-	Model         string
-	Input, Output uint64
-	Known         bool
-}
+type Usage = usage.Usage
 
 // Meter is fed an answer's body, decompressed, as it streams by; it
 // never fails and holds a bounded amount.
@@ -113,8 +110,8 @@ type Server struct {
 	Routes    providers.Routes
 	Transport http.RoundTripper // nil: NewTransport
 	Limits    Limits
-	// Meter, when set, reads the usage the provider reports from each
-	// answer's body; nil reports none.
+	// Meter reads the usage the provider reports from each answer's
+	// body; nil means package usage's Meter.
 	Meter func(contentType string) Meter
 	// Log gets a line per failure of the connection itself; never a
 	// secret. Nil is quiet.
@@ -131,6 +128,9 @@ func (s *Server) init() {
 			s.Transport = NewTransport()
 		}
 		s.inFlight = make(chan struct{}, s.Limits.MaxInFlight)
+		if s.Meter == nil {
+			s.Meter = func(ct string) Meter { return usage.NewMeter(ct) }
+		}
 	})
 }
 
@@ -298,9 +298,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Transport:     h.s.Transport,
 		FlushInterval: -1,
 		ModifyResponse: func(resp *http.Response) error {
-			if h.s.Meter != nil {
-				lw.meter = h.s.Meter(resp.Header.Get("Content-Type"))
-			}
+			lw.meter = h.s.Meter(resp.Header.Get("Content-Type"))
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
