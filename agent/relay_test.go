@@ -3,6 +3,7 @@ package agent_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -216,4 +217,69 @@ func TestRelay(t *testing.T) {
 			t.Fatalf("no estimate in the audit log:\n%s", ta.audit)
 		}
 	})
+}
+
+// TestRelayOAuth: OAuth logins go through the relay as through the proxy:
+// an expired ChatGPT access token is refreshed on the laptop first and
+// sent with the account header; a Claude login goes as a Bearer token
+// with the OAuth beta flag, merged with the tool's own flags. The refresh
+// token never leaves the agent.
+func TestRelayOAuth(t *testing.T) {
+	fp := newFakeProvider(t)
+	ts := newTokenServer(t)
+	routes, err := prov.NewRoutes(map[string]string{"openai": fp.URL, "anthropic": fp.URL}, "--relay-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := refreshAgent(t, ts, agent.Config{RelayRoutes: routes})
+	mustAdd(t, ta.client(t), openaiCred(time.Now().Add(-time.Minute)))
+	claude := &protocol.AddRequest{Credential: protocol.Credential{Provider: "anthropic", Kind: protocol.KindOAuth, Fields: []protocol.Field{
+		{Name: "refresh", Value: []byte("sk-ant-ort-REFRESH-NEVER-SENT")},
+		{Name: "access", Value: []byte("sk-ant-oat-ACCESS")},
+		{Name: "expires", Value: []byte(fmt.Sprint(time.Now().Add(time.Hour).UnixMilli()))}}}}
+	mustAdd(t, ta.client(t), claude)
+	hc := relayClient(t, ta.use)
+
+	for _, c := range []struct {
+		path   string
+		header map[string]string
+		want   map[string]string // header: a substring its value must hold
+	}{
+		{"/openai/responses", nil, map[string]string{"Authorization": "Bearer " + accessN(1), "Chatgpt-Account-Id": "acct-1"}},
+		{"/anthropic/v1/messages", map[string]string{"Anthropic-Beta": "tools-2024"}, map[string]string{"Authorization": "Bearer sk-ant-oat-ACCESS", "Anthropic-Beta": "oauth-2025-04-20"}},
+	} {
+		req, _ := http.NewRequest("POST", "http://relay"+c.path, strings.NewReader(`{}`))
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", c.path, resp.StatusCode, body)
+		}
+		h, _ := fp.last()
+		for k, v := range c.want {
+			if !strings.Contains(h.Get(k), v) {
+				t.Errorf("%s: the provider got %s %q, want it to hold %q", c.path, k, h.Get(k), v)
+			}
+		}
+		if h.Get("X-Api-Key") != "" {
+			t.Errorf("%s: an x-api-key went with an OAuth token", c.path)
+		}
+		for k := range c.header {
+			if !strings.Contains(h.Get(k), c.header[k]) {
+				t.Errorf("%s: the tool's %s was lost: %q", c.path, k, h.Get(k))
+			}
+		}
+	}
+	if ts.count() != 1 {
+		t.Errorf("%d refreshes, want 1 (the expired ChatGPT token only)", ts.count())
+	}
+	if a := ta.audit.String(); strings.Contains(a, "REFRESH") || strings.Contains(a, mRefresh) {
+		t.Error("a refresh token is in the audit log")
+	}
 }
