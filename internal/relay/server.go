@@ -27,12 +27,8 @@ type Limits struct {
 	// MaxHeaders is the most request header fields (100), MaxHeaderBytes
 	// their total size (64 KiB).
 	MaxHeaders, MaxHeaderBytes int
-	// MaxStreams is how many requests one connection may have open (16):
-	// over ssh each relay connection is one agent channel, whose window
-	// (64 KiB, sshd's for agent channels) bounds what it carries per
-	// round trip, so the server side's transport spreads requests over
-	// more connections rather than queue them in one window.
-	// MaxInFlight is how many the agent relays at once over all (256).
+	// MaxStreams is how many requests one connection may have open (100);
+	// MaxInFlight how many the agent relays at once over all (256).
 	MaxStreams, MaxInFlight int
 	// MaxDuration bounds one request from its arrival to the end of its
 	// answer (30 minutes: a long agentic turn streams for minutes).
@@ -50,7 +46,7 @@ func (l *Limits) defaults() {
 		l.MaxHeaderBytes = 64 << 10
 	}
 	if l.MaxStreams <= 0 {
-		l.MaxStreams = 16
+		l.MaxStreams = 100
 	}
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = 256
