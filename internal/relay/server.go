@@ -30,9 +30,22 @@ type Limits struct {
 	// MaxInFlight how many the agent relays at once over all (256).
 	MaxStreams, MaxInFlight int
 	// MaxDuration bounds one request from its arrival to the end of its
-	// answer (30 minutes: a long agentic turn streams for minutes).
+	// answer (30 minutes: a long agentic turn streams for minutes), a
+	// server side that stops reading it included.
 	MaxDuration time.Duration
+	// Handshake bounds the wait for the HTTP/2 preface once the
+	// connection is upgraded (10 s); Idle how long it may stay open with
+	// no request (10 minutes, the agent's idle time-out between frames).
+	Handshake, Idle time.Duration
+	// Stall ends a connection whose server side has read nothing of
+	// what the laptop has to send for this long (45 s, the keep-alive
+	// pings' own bound, which a side that keeps writing would defeat).
+	Stall time.Duration
 }
+
+// refusalWrite bounds the writing of the agent's own refusals, a few
+// hundred bytes, to a server side that does not read them.
+const refusalWrite = 10 * time.Second
 
 func (l *Limits) defaults() {
 	if l.MaxBody <= 0 {
@@ -52,6 +65,15 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxDuration <= 0 {
 		l.MaxDuration = 30 * time.Minute
+	}
+	if l.Handshake <= 0 {
+		l.Handshake = 10 * time.Second
+	}
+	if l.Idle <= 0 {
+		l.Idle = 10 * time.Minute
+	}
+	if l.Stall <= 0 {
+		l.Stall = 45 * time.Second
 	}
 }
 
@@ -74,6 +96,10 @@ type Policy interface {
 	// Done is told of every request that reached a route, relayed or
 	// refused, once its answer has ended.
 	Done(Record)
+	// Idle is told when the connection has no request open (true), as
+	// when it is new, and when one opens (false): an idle connection
+	// may be closed to make room for others.
+	Idle(bool)
 }
 
 // Record is one relayed request, for the audit log and the budget.
@@ -166,17 +192,33 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, p Policy) error {
 		Handler:        &handler{s: s, p: p},
 		Protocols:      protos,
 		MaxHeaderBytes: s.Limits.MaxHeaderBytes,
+		// The wait for the preface: a server side that sends nothing
+		// after the upgrade must not hold the connection for ever.
+		ReadHeaderTimeout: s.Limits.Handshake,
+		IdleTimeout:       s.Limits.Idle,
+		// Per stream, from its arrival: an answer the server side does
+		// not read (a zero window) must not hold its place, and the
+		// call, past MaxDuration; a little more, for the handler's own
+		// answer when the provider's did not come in time.
+		WriteTimeout: s.Limits.MaxDuration + min(refusalWrite, s.Limits.MaxDuration),
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: s.Limits.MaxStreams,
 			// A dead link ends the connection, and with it every request.
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     15 * time.Second,
+			// So does a server side that stops reading the connection.
+			WriteByteTimeout: s.Limits.Stall,
 		},
 		ErrorLog:    log.New(io.Discard, "", 0),
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateClosed || st == http.StateHijacked {
+			switch st {
+			case http.StateClosed, http.StateHijacked:
 				endOnce.Do(func() { close(ended) })
+			case http.StateNew, http.StateIdle:
+				p.Idle(true)
+			case http.StateActive:
+				p.Idle(false)
 			}
 		},
 	}
@@ -236,14 +278,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, rest := providers.SplitRoute(r.URL)
 	rt := h.s.Routes[name]
 	if rt == nil {
-		providers.WriteError(w, providers.OpenAIErrors, http.StatusNotFound,
+		writeRefusal(w, providers.OpenAIErrors, http.StatusNotFound,
 			fmt.Sprintf("llm-agent relay: no route for %q; the laptop's routes are /%s/", cut(name), strings.Join(h.s.Routes.Names(), "/, /")))
 		return
 	}
 	rec := Record{Provider: name, Method: r.Method, Path: cut(strings.SplitN(rest, "?", 2)[0])}
 	refuse := func(status int, msg string) {
 		rec.Status, rec.Refused, rec.Duration = status, msg, time.Since(start)
-		providers.WriteError(w, rt.Prov.Errors, status, msg)
+		writeRefusal(w, rt.Prov.Errors, status, msg)
 		h.p.Done(rec)
 	}
 	switch {
@@ -271,7 +313,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if no != nil {
 		if ctx.Err() != nil && r.Context().Err() != nil {
-			rec.Status, rec.Refused, rec.Duration = 499, "the server side went away", time.Since(start)
+			rec.Status, rec.Refused, rec.Duration = StatusGone, "the server side went away", time.Since(start)
 			h.p.Done(rec)
 			return
 		}
@@ -303,32 +345,81 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			return nil
 		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
-				rec.Err = "cancelled: " + oneLine(err.Error())
+		ErrorHandler: func(w http.ResponseWriter, out *http.Request, err error) {
+			switch {
+			case r.Context().Err() != nil:
+				// No answer yet, and nobody to give one to.
+				rec.Err = "cancelled: the server side went away before the provider answered"
+				lw.code = StatusGone
+				return
+			case out.Context().Err() != nil:
+				rec.Err = fmt.Sprintf("cancelled: no answer within %v, the laptop's limit", lim.MaxDuration)
+				writeRefusal(w, rt.Prov.Errors, http.StatusGatewayTimeout, "llm-agent relay: "+rt.Prov.Name+" did not answer within "+lim.MaxDuration.String()+", the laptop's limit for a request")
 				return
 			}
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				lw.refused = fmt.Sprintf("llm-agent relay: the body is over %d bytes, the laptop's limit", lim.MaxBody)
-				providers.WriteError(w, rt.Prov.Errors, http.StatusRequestEntityTooLarge, lw.refused)
+				writeRefusal(w, rt.Prov.Errors, http.StatusRequestEntityTooLarge, lw.refused)
 				return
 			}
 			rec.Err = oneLine(err.Error())
-			providers.WriteError(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+": "+oneLine(err.Error()))
+			writeRefusal(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+": "+oneLine(err.Error()))
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
+	// cancelled says why ctx ended during the answer.
+	cancelled := func() string {
+		if r.Context().Err() != nil {
+			return "cancelled: the server side went away, or stopped reading, during the answer"
+		}
+		return fmt.Sprintf("cancelled: the answer took longer than %v, the laptop's limit", lim.MaxDuration)
+	}
+	done := false
+	finish := func() {
+		done = true
+		rec.Status, rec.Duration, rec.Refused = lw.status(), time.Since(start), lw.refused
+		rec.Sent, rec.Received = sent.n, lw.n
+		if lw.meter != nil {
+			rec.Usage = lw.meter.Usage()
+		}
+		if rec.Err == "" && ctx.Err() != nil {
+			rec.Err = cancelled()
+		}
+		h.p.Done(rec)
+	}
+	defer func() {
+		// ReverseProxy aborts the stream (http.ErrAbortHandler) when the
+		// answer breaks off: the server side reset it, stopped reading it
+		// past MaxDuration, or the provider's body failed. It was a call
+		// with the owner's credential all the same: it gets its record,
+		// and a budget counts what went up and came back.
+		if v := recover(); v != nil {
+			if !done {
+				if rec.Err == "" {
+					rec.Err = "the provider's answer broke off"
+					if ctx.Err() != nil {
+						rec.Err = cancelled()
+					}
+				}
+				finish()
+			}
+			panic(v)
+		}
+	}()
 	rp.ServeHTTP(lw, r.WithContext(ctx))
-	rec.Status, rec.Duration, rec.Refused = lw.status(), time.Since(start), lw.refused
-	rec.Sent, rec.Received = sent.n, lw.n
-	if lw.meter != nil {
-		rec.Usage = lw.meter.Usage()
-	}
-	if rec.Err == "" && ctx.Err() != nil {
-		rec.Err = "cancelled: " + context.Cause(ctx).Error()
-	}
-	h.p.Done(rec)
+	finish()
+}
+
+// StatusGone is the status recorded for a request whose server side went
+// away before the provider answered (nginx's "client closed request"):
+// the provider may have had the whole request by then.
+const StatusGone = 499
+
+// writeRefusal writes one of the agent's own answers, within refusalWrite.
+func writeRefusal(w http.ResponseWriter, shape providers.ErrorShape, status int, msg string) {
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(refusalWrite))
+	providers.WriteError(w, shape, status, msg)
 }
 
 // meterWriter passes the answer through, feeding its body to the meter.
