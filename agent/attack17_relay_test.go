@@ -335,3 +335,34 @@ func TestAttackRelayHostsAndLocalOnly(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackRelayConnectionCap: each relay connection may hold MaxStreams
+// handlers, even of refusals it never reads (a zero window), about 1.6 MB
+// for 100 of them: a server side opening hundreds of connections and
+// keeping a stream open on each could grow the laptop's memory without
+// bound. Past MaxConns relay connections the agent refuses relay@llm-agent
+// (code 8) and the connection stays an agent connection.
+func TestAttackRelayConnectionCap(t *testing.T) {
+	ta := relayAttackAgent(t, func(w http.ResponseWriter, r *http.Request) {}, agent.Config{
+		RelayLimits: relay.Limits{MaxConns: 2}}, 0)
+	first := rawRelay(t, ta.use)
+	rawRelay(t, ta.use)
+	c := ta.useRaw(t)
+	pc := newClient(c)
+	if err := pc.Relay(nil); failureCode(err) != protocol.CodeResource {
+		t.Fatalf("a relay past MaxConns: %v, want code %d", err, protocol.CodeResource)
+	}
+	if _, err := pc.Status(); err != nil {
+		t.Fatalf("status on the refused connection: %v", err)
+	}
+	first.Close()
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := newClient(ta.useRaw(t)).Relay(nil)
+		if err == nil {
+			break
+		}
+		if failureCode(err) != protocol.CodeResource || time.Now().After(end) {
+			t.Fatalf("a relay once one has ended: %v", err)
+		}
+	}
+}

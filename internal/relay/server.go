@@ -27,8 +27,11 @@ type Limits struct {
 	// their total size (64 KiB).
 	MaxHeaders, MaxHeaderBytes int
 	// MaxStreams is how many requests one connection may have open (100);
-	// MaxInFlight how many the agent relays at once over all (256).
-	MaxStreams, MaxInFlight int
+	// MaxInFlight how many the agent relays at once over all (256);
+	// MaxConns how many relay connections it serves at once (64): each
+	// may hold MaxStreams handlers, even of refusals a server side does
+	// not read, so the connections are bounded too.
+	MaxStreams, MaxInFlight, MaxConns int
 	// MaxDuration bounds one request from its arrival to the end of its
 	// answer (30 minutes: a long agentic turn streams for minutes), a
 	// server side that stops reading it included.
@@ -62,6 +65,9 @@ func (l *Limits) defaults() {
 	}
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = 256
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = 64
 	}
 	if l.MaxDuration <= 0 {
 		l.MaxDuration = 30 * time.Minute
@@ -148,6 +154,7 @@ type Server struct {
 
 	once     sync.Once
 	inFlight chan struct{}
+	conns    chan struct{}
 }
 
 func (s *Server) init() {
@@ -157,7 +164,23 @@ func (s *Server) init() {
 			s.Transport = NewTransport()
 		}
 		s.inFlight = make(chan struct{}, s.Limits.MaxInFlight)
+		s.conns = make(chan struct{}, s.Limits.MaxConns)
 	})
+}
+
+// Open takes a place for one more relay connection, before the agent
+// accepts relay@llm-agent: release gives it back once ServeConn has
+// returned (or the upgrade failed). Without a place, ok is false and
+// msg says why, for the refusal.
+func (s *Server) Open() (release func(), msg string, ok bool) {
+	s.init()
+	select {
+	case s.conns <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-s.conns }) }, "", true
+	default:
+		return nil, fmt.Sprintf("the agent serves at most %d relay connections at once; retry when one has ended", s.Limits.MaxConns), false
+	}
 }
 
 // NewTransport is the upstream transport of the laptop: HTTP/2 where the
