@@ -50,6 +50,12 @@ type Limits struct {
 // hundred bytes, to a server side that does not read them.
 const refusalWrite = 10 * time.Second
 
+// MaxHeaderBytes is the default bound on a request's header fields, which
+// the server side's proxy holds its requests to before sending them: a
+// single field past it makes the agent's HTTP/2 end the whole connection
+// (an HPACK string too long), and every request on it.
+const MaxHeaderBytes = 64 << 10
+
 func (l *Limits) defaults() {
 	if l.MaxBody <= 0 {
 		l.MaxBody = 32 << 20
@@ -58,7 +64,7 @@ func (l *Limits) defaults() {
 		l.MaxHeaders = 100
 	}
 	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = 64 << 10
+		l.MaxHeaderBytes = MaxHeaderBytes
 	}
 	if l.MaxStreams <= 0 {
 		l.MaxStreams = 100
