@@ -243,10 +243,17 @@ func TestAttackRelayConnectionFlood(t *testing.T) {
 
 // TestAttackRelayNoAnswer: a request that the server side cancels before
 // the provider answers was recorded with status 200, and one the provider
-// never answered within MaxDuration got an empty 200 answer.
+// never answered within MaxDuration got an empty 200 answer. One the
+// server side cancels before its body is whole, which the provider cannot
+// act on, wrote an "error" record, which the audit log's rate limit lets
+// through: a server side could write them without end, at no cost, by
+// sending headers and a reset.
 func TestAttackRelayNoAnswer(t *testing.T) {
 	arrived := make(chan struct{}, 1)
 	ta := relayAttackAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/partial" {
+			arrived <- struct{}{}
+		}
 		io.Copy(io.Discard, r.Body) // then the end of the call ends r.Context
 		select {
 		case arrived <- struct{}{}:
@@ -269,6 +276,24 @@ func TestAttackRelayNoAnswer(t *testing.T) {
 		waitAudit(t, ta, `"decision":"error","reason":"cancelled: the server side went away before the provider answered"`)
 		if strings.Contains(ta.audit.String(), `"status":200`) {
 			t.Fatalf("a request the provider never answered is recorded with status 200:\n%s", ta.audit)
+		}
+	})
+	t.Run("cancelled mid-body", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		body, more := io.Pipe()
+		defer more.Close()
+		req, _ := http.NewRequestWithContext(ctx, "POST", "http://relay/anthropic/v1/partial", body)
+		go func() {
+			more.Write([]byte(`{"model":`))
+			<-arrived
+			cancel()
+		}()
+		if _, err := hc.Do(req); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled request: %v", err)
+		}
+		waitAudit(t, ta, `"decision":"deny","reason":"the server side went away before its request reached anthropic"`)
+		if n := strings.Count(ta.audit.String(), `"decision":"error"`); n != 1 {
+			t.Fatalf("%d error records, want the one of the whole request cancelled:\n%s", n, ta.audit)
 		}
 	})
 	t.Run("time limit", func(t *testing.T) {

@@ -8,9 +8,11 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/providers"
@@ -352,6 +354,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sent := &countingReader{r: http.MaxBytesReader(w, r.Body, lim.MaxBody)}
 	r.Body = sent
 	lw := &meterWriter{ResponseWriter: w}
+	// wrote is set once the whole request has gone to the provider.
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = inj.Target
@@ -378,8 +387,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			switch {
 			case r.Context().Err() != nil:
 				// No answer yet, and nobody to give one to.
-				rec.Err = "cancelled: the server side went away before the provider answered"
 				lw.code = StatusGone
+				if !wrote.Load() {
+					// Nor a whole request at the provider: nothing it
+					// could act on, so the server side's own doing, and a
+					// refusal's record (which the audit log may thin out).
+					lw.refused = "the server side went away before its request reached " + rt.Prov.Name
+					return
+				}
+				rec.Err = "cancelled: the server side went away before the provider answered"
 				return
 			case out.Context().Err() != nil:
 				rec.Err = fmt.Sprintf("cancelled: no answer within %v, the laptop's limit", lim.MaxDuration)
@@ -436,7 +452,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
-	rp.ServeHTTP(lw, r.WithContext(ctx))
+	rp.ServeHTTP(lw, r.WithContext(httptrace.WithClientTrace(ctx, trace)))
 	finish()
 }
 
