@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -361,33 +362,36 @@ func TestAttackRelayHostsAndLocalOnly(t *testing.T) {
 	}
 }
 
-// TestAttackRelayConnectionCap: each relay connection may hold MaxStreams
-// handlers, even of refusals it never reads (a zero window), about 1.6 MB
-// for 100 of them: a server side opening hundreds of connections and
-// keeping a stream open on each could grow the laptop's memory without
-// bound. Past MaxConns relay connections the agent refuses relay@llm-agent
-// (code 8) and the connection stays an agent connection.
-func TestAttackRelayConnectionCap(t *testing.T) {
+// TestAttackRelayOpenCap: a server side opens relay connections with a
+// zero window and fills each with requests for no route: every refusal
+// waits on a window that never opens, a handler, its goroutine and its
+// buffers per request, 100 on each of any number of connections (300
+// such connections took 250 MB). Past MaxOpen requests open over all,
+// the agent resets a request unanswered rather than hold it.
+func TestAttackRelayOpenCap(t *testing.T) {
 	ta := relayAttackAgent(t, func(w http.ResponseWriter, r *http.Request) {}, agent.Config{
-		RelayLimits: relay.Limits{MaxConns: 2}}, 0)
-	first := rawRelay(t, ta.use)
-	rawRelay(t, ta.use)
-	c := ta.useRaw(t)
-	pc := newClient(c)
-	if err := pc.Relay(nil); failureCode(err) != protocol.CodeResource {
-		t.Fatalf("a relay past MaxConns: %v, want code %d", err, protocol.CodeResource)
-	}
-	if _, err := pc.Status(); err != nil {
-		t.Fatalf("status on the refused connection: %v", err)
-	}
-	first.Close()
-	for end := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		err := newClient(ta.useRaw(t)).Relay(nil)
-		if err == nil {
-			break
+		RelayLimits: relay.Limits{MaxOpen: 20}}, 0)
+	const conns, streams = 4, 100
+	before := runtime.NumGoroutine()
+	for i := 0; i < conns; i++ {
+		h := newRawH2(t, rawRelay(t, ta.use), 0x4, 0)
+		for s := uint32(1); s < 2*streams; s += 2 {
+			h.get(t, s, "/nowhere/x")
 		}
-		if failureCode(err) != protocol.CodeResource || time.Now().After(end) {
-			t.Fatalf("a relay once one has ended: %v", err)
+		// Each request is either answered (its headers; its body waits on
+		// the window) or reset: then the agent has dealt with it.
+		seen := map[uint32]bool{}
+		for len(seen) < streams {
+			f := h.read(time.Now().Add(20 * time.Second))
+			if f == nil {
+				t.Fatalf("connection %d: %d of %d requests dealt with: %v", i, len(seen), streams, h.err)
+			}
+			if f.typ == h2Headers || f.typ == h2RSTStream {
+				seen[f.stream] = true
+			}
 		}
+	}
+	if grown := runtime.NumGoroutine() - before; grown > 100 {
+		t.Fatalf("%d more goroutines for %d unread refusals, over a limit of 20 open requests", grown, conns*streams)
 	}
 }

@@ -26,12 +26,6 @@ func (c *conn) relayStream(payload []byte) error {
 	if err != nil {
 		return c.fail(protocol.CodeBadRequest, err.Error())
 	}
-	release, msg, ok := c.a.relay.Open()
-	if !ok {
-		c.audit(c.event("relay", "", "deny", msg))
-		return c.fail(protocol.CodeResource, msg)
-	}
-	defer release()
 	if err := c.send(protocol.SuccessFrame()); err != nil {
 		return err
 	}

@@ -30,10 +30,12 @@ type Limits struct {
 	MaxHeaders, MaxHeaderBytes int
 	// MaxStreams is how many requests one connection may have open (100);
 	// MaxInFlight how many the agent relays at once over all (256);
-	// MaxConns how many relay connections it serves at once (64): each
-	// may hold MaxStreams handlers, even of refusals a server side does
-	// not read, so the connections are bounded too.
-	MaxStreams, MaxInFlight, MaxConns int
+	// MaxOpen how many it holds open at once over all, refusals it is
+	// writing included (1024): past it a request is reset unanswered, so
+	// that refusals a server side never reads (a zero window), 100 on
+	// each of any number of connections, cannot grow the laptop's memory
+	// without bound.
+	MaxStreams, MaxInFlight, MaxOpen int
 	// MaxDuration bounds one request from its arrival to the end of its
 	// answer (30 minutes: a long agentic turn streams for minutes), a
 	// server side that stops reading it included.
@@ -74,8 +76,8 @@ func (l *Limits) defaults() {
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = 256
 	}
-	if l.MaxConns <= 0 {
-		l.MaxConns = 64
+	if l.MaxOpen <= 0 {
+		l.MaxOpen = 1024
 	}
 	if l.MaxDuration <= 0 {
 		l.MaxDuration = 30 * time.Minute
@@ -162,7 +164,7 @@ type Server struct {
 
 	once     sync.Once
 	inFlight chan struct{}
-	conns    chan struct{}
+	open     chan struct{}
 }
 
 func (s *Server) init() {
@@ -172,23 +174,8 @@ func (s *Server) init() {
 			s.Transport = NewTransport()
 		}
 		s.inFlight = make(chan struct{}, s.Limits.MaxInFlight)
-		s.conns = make(chan struct{}, s.Limits.MaxConns)
+		s.open = make(chan struct{}, s.Limits.MaxOpen)
 	})
-}
-
-// Open takes a place for one more relay connection, before the agent
-// accepts relay@llm-agent: release gives it back once ServeConn has
-// returned (or the upgrade failed). Without a place, ok is false and
-// msg says why, for the refusal.
-func (s *Server) Open() (release func(), msg string, ok bool) {
-	s.init()
-	select {
-	case s.conns <- struct{}{}:
-		var once sync.Once
-		return func() { once.Do(func() { <-s.conns }) }, "", true
-	default:
-		return nil, fmt.Sprintf("the agent serves at most %d relay connections at once; retry when one has ended", s.Limits.MaxConns), false
-	}
 }
 
 // NewTransport is the upstream transport of the laptop: HTTP/2 where the
@@ -304,6 +291,14 @@ type injKey struct{}
 var dropHeaders = []string{"Accept-Encoding", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.s.open <- struct{}{}:
+		defer func() { <-h.s.open }()
+	default:
+		// Reset, not answered: an answer could wait on a server side
+		// that does not read it, which is how the requests got here.
+		panic(http.ErrAbortHandler)
+	}
 	start := time.Now()
 	lim := &h.s.Limits
 	name, rest := providers.SplitRoute(r.URL)
@@ -461,10 +456,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the provider may have had the whole request by then.
 const StatusGone = 499
 
-// writeRefusal writes one of the agent's own answers, within refusalWrite.
+// writeRefusal writes one of the agent's own answers, within refusalWrite,
+// and flushes it, so that the handler, and its place among MaxOpen, lasts
+// until it is sent, not a goroutine of net/http's after it.
 func writeRefusal(w http.ResponseWriter, shape providers.ErrorShape, status int, msg string) {
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(refusalWrite))
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(refusalWrite))
 	providers.WriteError(w, shape, status, msg)
+	rc.Flush()
 }
 
 // meterWriter passes the answer through, feeding its body to the meter.
