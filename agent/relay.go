@@ -91,6 +91,16 @@ func (p *relayPolicy) Authorize(ctx context.Context, provider string, use func(*
 	return nil
 }
 
+// Idle lets the agent close the connection, as it closes an idle agent
+// connection, while no request is open on it: at the connection limit,
+// the longest idle goes first.
+func (p *relayPolicy) Idle(idle bool) {
+	p.c.busy.Store(!idle)
+	if idle {
+		p.c.a.touch(p.c)
+	}
+}
+
 // Done counts the tokens and writes the request's audit record.
 func (p *relayPolicy) Done(r relay.Record) {
 	a := p.c.a
@@ -98,10 +108,12 @@ func (p *relayPolicy) Done(r relay.Record) {
 	switch {
 	case r.Usage.Known:
 		a.tokens.add(r.Provider, a.cfg.Now(), r.Usage.Input+r.Usage.Output)
-	case r.Refused == "" && r.Status < 400 && r.Sent+r.Received > 0:
-		// The answer reported no usage (a stream asked without it, say):
-		// the server side must not get past a budget that way, so count
-		// a bytes-based estimate, about four bytes a token.
+	case r.Refused == "" && (r.Status < 400 || r.Status == relay.StatusGone) && r.Sent+r.Received > 0:
+		// The answer reported no usage (a stream asked without it, say,
+		// or one the server side broke off or cancelled before the
+		// provider answered, which may have had the whole request): the
+		// server side must not get past a budget that way, so count a
+		// bytes-based estimate, about four bytes a token.
 		estimated = uint64(r.Sent+r.Received+3) / 4
 		a.tokens.add(r.Provider, a.cfg.Now(), estimated)
 	}

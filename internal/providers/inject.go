@@ -200,8 +200,14 @@ func Target(base, rest, rawQuery string) (*url.URL, error) {
 			return nil, fmt.Errorf("the path %q leaves the upstream's base path %q", rest, basePath)
 		}
 	}
+	if strings.Contains(u.Path, `\`) {
+		// IIS and some gateways take a backslash, even escaped, for a slash.
+		return nil, fmt.Errorf("the path %q has a backslash", rest)
+	}
 	for _, seg := range strings.Split(u.Path, "/") {
-		if seg == ".." || seg == "." {
+		// Servlet containers (Tomcat, Spring) drop ";params" from a
+		// segment before they resolve "..": "..;" climbs there.
+		if dots, _, _ := strings.Cut(seg, ";"); dots == ".." || dots == "." {
 			return nil, fmt.Errorf("the path %q has a %q segment", rest, seg)
 		}
 	}

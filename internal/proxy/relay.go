@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -44,11 +45,37 @@ func (p *Proxy) newRelay() *httputil.ReverseProxy {
 				pr.Out.Header.Del(name)
 			}
 		},
-		Transport:     tr,
+		Transport:     headerBound{tr},
 		FlushInterval: -1,
 		ErrorHandler:  p.relayError,
 		ErrorLog:      log.New(io.Discard, "", 0),
 	}
+}
+
+// errHeadersTooLarge refuses a request whose header fields are past what
+// the agent takes (relay.MaxHeaderBytes).
+var errHeadersTooLarge = fmt.Errorf("the request's header fields are over %d bytes, the laptop's limit", relay.MaxHeaderBytes)
+
+// headerBound refuses, before it reaches the relay connection, a request
+// that the agent would not take: one field too long for its HTTP/2
+// decoder ends the shared connection, and every tool's request on it.
+// Sizes are counted as HTTP/2 counts them, 32 bytes more a field.
+type headerBound struct{ http.RoundTripper }
+
+func (h headerBound) RoundTrip(r *http.Request) (*http.Response, error) {
+	n := len(r.Method) + len(r.URL.Scheme) + len(r.URL.Host) + len(r.URL.RequestURI()) + 4*32
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 32
+		}
+	}
+	if n > relay.MaxHeaderBytes {
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, errHeadersTooLarge
+	}
+	return h.RoundTripper.RoundTrip(r)
 }
 
 // relayError answers a request the relay could not carry: the agent
@@ -60,6 +87,10 @@ func (p *Proxy) relayError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	name, _ := providers.SplitRoute(r.URL)
+	if errors.Is(err, errHeadersTooLarge) {
+		providers.WriteError(w, p.routes.Shape(name), http.StatusRequestHeaderFieldsTooLarge, "llm-agent proxy: "+err.Error())
+		return
+	}
 	var ue *unreachableError
 	var f *protocol.Failure
 	var te *protocol.TransportError

@@ -8,9 +8,11 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/providers"
@@ -28,12 +30,36 @@ type Limits struct {
 	// their total size (64 KiB).
 	MaxHeaders, MaxHeaderBytes int
 	// MaxStreams is how many requests one connection may have open (100);
-	// MaxInFlight how many the agent relays at once over all (256).
-	MaxStreams, MaxInFlight int
+	// MaxInFlight how many the agent relays at once over all (256);
+	// MaxOpen how many it holds open at once over all, refusals it is
+	// writing included (1024): past it a request is reset unanswered, so
+	// that refusals a server side never reads (a zero window), 100 on
+	// each of any number of connections, cannot grow the laptop's memory
+	// without bound.
+	MaxStreams, MaxInFlight, MaxOpen int
 	// MaxDuration bounds one request from its arrival to the end of its
-	// answer (30 minutes: a long agentic turn streams for minutes).
+	// answer (30 minutes: a long agentic turn streams for minutes), a
+	// server side that stops reading it included.
 	MaxDuration time.Duration
+	// Handshake bounds the wait for the HTTP/2 preface once the
+	// connection is upgraded (10 s); Idle how long it may stay open with
+	// no request (10 minutes, the agent's idle time-out between frames).
+	Handshake, Idle time.Duration
+	// Stall ends a connection whose server side has read nothing of
+	// what the laptop has to send for this long (45 s, the keep-alive
+	// pings' own bound, which a side that keeps writing would defeat).
+	Stall time.Duration
 }
+
+// refusalWrite bounds the writing of the agent's own refusals, a few
+// hundred bytes, to a server side that does not read them.
+const refusalWrite = 10 * time.Second
+
+// MaxHeaderBytes is the default bound on a request's header fields, which
+// the server side's proxy holds its requests to before sending them: a
+// single field past it makes the agent's HTTP/2 end the whole connection
+// (an HPACK string too long), and every request on it.
+const MaxHeaderBytes = 64 << 10
 
 func (l *Limits) defaults() {
 	if l.MaxBody <= 0 {
@@ -43,7 +69,7 @@ func (l *Limits) defaults() {
 		l.MaxHeaders = 100
 	}
 	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = 64 << 10
+		l.MaxHeaderBytes = MaxHeaderBytes
 	}
 	if l.MaxStreams <= 0 {
 		l.MaxStreams = 100
@@ -51,8 +77,20 @@ func (l *Limits) defaults() {
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = 256
 	}
+	if l.MaxOpen <= 0 {
+		l.MaxOpen = 1024
+	}
 	if l.MaxDuration <= 0 {
 		l.MaxDuration = 30 * time.Minute
+	}
+	if l.Handshake <= 0 {
+		l.Handshake = 10 * time.Second
+	}
+	if l.Idle <= 0 {
+		l.Idle = 10 * time.Minute
+	}
+	if l.Stall <= 0 {
+		l.Stall = 45 * time.Second
 	}
 }
 
@@ -75,6 +113,10 @@ type Policy interface {
 	// Done is told of every request that reached a route, relayed or
 	// refused, once its answer has ended.
 	Done(Record)
+	// Idle is told when the connection has no request open (true), as
+	// when it is new, and when one opens (false): an idle connection
+	// may be closed to make room for others.
+	Idle(bool)
 }
 
 // Record is one relayed request, for the audit log and the budget.
@@ -119,6 +161,7 @@ type Server struct {
 
 	once     sync.Once
 	inFlight chan struct{}
+	open     chan struct{}
 }
 
 func (s *Server) init() {
@@ -128,6 +171,7 @@ func (s *Server) init() {
 			s.Transport = NewTransport()
 		}
 		s.inFlight = make(chan struct{}, s.Limits.MaxInFlight)
+		s.open = make(chan struct{}, s.Limits.MaxOpen)
 		if s.Meter == nil {
 			s.Meter = func(ct string) Meter { return usage.NewMeter(ct) }
 		}
@@ -166,17 +210,33 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn, p Policy) error {
 		Handler:        &handler{s: s, p: p},
 		Protocols:      protos,
 		MaxHeaderBytes: s.Limits.MaxHeaderBytes,
+		// The wait for the preface: a server side that sends nothing
+		// after the upgrade must not hold the connection for ever.
+		ReadHeaderTimeout: s.Limits.Handshake,
+		IdleTimeout:       s.Limits.Idle,
+		// Per stream, from its arrival: an answer the server side does
+		// not read (a zero window) must not hold its place, and the
+		// call, past MaxDuration; a little more, for the handler's own
+		// answer when the provider's did not come in time.
+		WriteTimeout: s.Limits.MaxDuration + min(refusalWrite, s.Limits.MaxDuration),
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: s.Limits.MaxStreams,
 			// A dead link ends the connection, and with it every request.
 			SendPingTimeout: 30 * time.Second,
 			PingTimeout:     15 * time.Second,
+			// So does a server side that stops reading the connection.
+			WriteByteTimeout: s.Limits.Stall,
 		},
 		ErrorLog:    log.New(io.Discard, "", 0),
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnState: func(_ net.Conn, st http.ConnState) {
-			if st == http.StateClosed || st == http.StateHijacked {
+			switch st {
+			case http.StateClosed, http.StateHijacked:
 				endOnce.Do(func() { close(ended) })
+			case http.StateNew, http.StateIdle:
+				p.Idle(true)
+			case http.StateActive:
+				p.Idle(false)
 			}
 		},
 	}
@@ -231,19 +291,27 @@ type injKey struct{}
 var dropHeaders = []string{"Accept-Encoding", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.s.open <- struct{}{}:
+		defer func() { <-h.s.open }()
+	default:
+		// Reset, not answered: an answer could wait on a server side
+		// that does not read it, which is how the requests got here.
+		panic(http.ErrAbortHandler)
+	}
 	start := time.Now()
 	lim := &h.s.Limits
 	name, rest := providers.SplitRoute(r.URL)
 	rt := h.s.Routes[name]
 	if rt == nil {
-		providers.WriteError(w, providers.OpenAIErrors, http.StatusNotFound,
+		writeRefusal(w, providers.OpenAIErrors, http.StatusNotFound,
 			fmt.Sprintf("llm-agent relay: no route for %q; the laptop's routes are /%s/", cut(name), strings.Join(h.s.Routes.Names(), "/, /")))
 		return
 	}
 	rec := Record{Provider: name, Method: r.Method, Path: cut(strings.SplitN(rest, "?", 2)[0])}
 	refuse := func(status int, msg string) {
 		rec.Status, rec.Refused, rec.Duration = status, msg, time.Since(start)
-		providers.WriteError(w, rt.Prov.Errors, status, msg)
+		writeRefusal(w, rt.Prov.Errors, status, msg)
 		h.p.Done(rec)
 	}
 	switch {
@@ -271,7 +339,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if no != nil {
 		if ctx.Err() != nil && r.Context().Err() != nil {
-			rec.Status, rec.Refused, rec.Duration = 499, "the server side went away", time.Since(start)
+			rec.Status, rec.Refused, rec.Duration = StatusGone, "the server side went away", time.Since(start)
 			h.p.Done(rec)
 			return
 		}
@@ -281,6 +349,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sent := &countingReader{r: http.MaxBytesReader(w, r.Body, lim.MaxBody)}
 	r.Body = sent
 	lw := &meterWriter{ResponseWriter: w}
+	// wrote is set once the whole request has gone to the provider.
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+		if i.Err == nil {
+			wrote.Store(true)
+		}
+	}}
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL = inj.Target
@@ -301,32 +376,92 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			lw.meter = h.s.Meter(resp.Header.Get("Content-Type"))
 			return nil
 		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
-				rec.Err = "cancelled: " + oneLine(err.Error())
+		ErrorHandler: func(w http.ResponseWriter, out *http.Request, err error) {
+			switch {
+			case r.Context().Err() != nil:
+				// No answer yet, and nobody to give one to.
+				lw.code = StatusGone
+				if !wrote.Load() {
+					// Nor a whole request at the provider: nothing it
+					// could act on, so the server side's own doing, and a
+					// refusal's record (which the audit log may thin out).
+					lw.refused = "the server side went away before its request reached " + rt.Prov.Name
+					return
+				}
+				rec.Err = "cancelled: the server side went away before the provider answered"
+				return
+			case out.Context().Err() != nil:
+				rec.Err = fmt.Sprintf("cancelled: no answer within %v, the laptop's limit", lim.MaxDuration)
+				writeRefusal(w, rt.Prov.Errors, http.StatusGatewayTimeout, "llm-agent relay: "+rt.Prov.Name+" did not answer within "+lim.MaxDuration.String()+", the laptop's limit for a request")
 				return
 			}
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				lw.refused = fmt.Sprintf("llm-agent relay: the body is over %d bytes, the laptop's limit", lim.MaxBody)
-				providers.WriteError(w, rt.Prov.Errors, http.StatusRequestEntityTooLarge, lw.refused)
+				writeRefusal(w, rt.Prov.Errors, http.StatusRequestEntityTooLarge, lw.refused)
 				return
 			}
 			rec.Err = oneLine(err.Error())
-			providers.WriteError(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+": "+oneLine(err.Error()))
+			writeRefusal(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+": "+oneLine(err.Error()))
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
-	rp.ServeHTTP(lw, r.WithContext(ctx))
-	rec.Status, rec.Duration, rec.Refused = lw.status(), time.Since(start), lw.refused
-	rec.Sent, rec.Received = sent.n, lw.n
-	if lw.meter != nil {
-		rec.Usage = lw.meter.Usage()
+	// cancelled says why ctx ended during the answer.
+	cancelled := func() string {
+		if r.Context().Err() != nil {
+			return "cancelled: the server side went away, or stopped reading, during the answer"
+		}
+		return fmt.Sprintf("cancelled: the answer took longer than %v, the laptop's limit", lim.MaxDuration)
 	}
-	if rec.Err == "" && ctx.Err() != nil {
-		rec.Err = "cancelled: " + context.Cause(ctx).Error()
+	done := false
+	finish := func() {
+		done = true
+		rec.Status, rec.Duration, rec.Refused = lw.status(), time.Since(start), lw.refused
+		rec.Sent, rec.Received = sent.n, lw.n
+		if lw.meter != nil {
+			rec.Usage = lw.meter.Usage()
+		}
+		if rec.Err == "" && ctx.Err() != nil {
+			rec.Err = cancelled()
+		}
+		h.p.Done(rec)
 	}
-	h.p.Done(rec)
+	defer func() {
+		// ReverseProxy aborts the stream (http.ErrAbortHandler) when the
+		// answer breaks off: the server side reset it, stopped reading it
+		// past MaxDuration, or the provider's body failed. It was a call
+		// with the owner's credential all the same: it gets its record,
+		// and a budget counts what went up and came back.
+		if v := recover(); v != nil {
+			if !done {
+				if rec.Err == "" {
+					rec.Err = "the provider's answer broke off"
+					if ctx.Err() != nil {
+						rec.Err = cancelled()
+					}
+				}
+				finish()
+			}
+			panic(v)
+		}
+	}()
+	rp.ServeHTTP(lw, r.WithContext(httptrace.WithClientTrace(ctx, trace)))
+	finish()
+}
+
+// StatusGone is the status recorded for a request whose server side went
+// away before the provider answered (nginx's "client closed request"):
+// the provider may have had the whole request by then.
+const StatusGone = 499
+
+// writeRefusal writes one of the agent's own answers, within refusalWrite,
+// and flushes it, so that the handler, and its place among MaxOpen, lasts
+// until it is sent, not a goroutine of net/http's after it.
+func writeRefusal(w http.ResponseWriter, shape providers.ErrorShape, status int, msg string) {
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(refusalWrite))
+	providers.WriteError(w, shape, status, msg)
+	rc.Flush()
 }
 
 // meterWriter passes the answer through, feeding its body to the meter.
