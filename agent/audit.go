@@ -112,9 +112,12 @@ func (a *AuditLog) Log(e Event) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	// A relayed request the provider answered is always written: each is
-	// a call made with the owner's credential, and usage sums them.
-	limited := e.Via != "" && (e.Via != ViaAdmin || e.Forwarded) && !(e.Relay != nil && e.Decision != "deny")
+	// A relayed request whose answer reported its usage is always
+	// written: each is a call billed to the owner, and usage sums them.
+	// Free ones (a model list, a 404) share the bucket, or a server could
+	// fill the laptop's disk with them.
+	limited := e.Via != "" && (e.Via != ViaAdmin || e.Forwarded) &&
+		!(e.Relay != nil && e.Relay.UsageKnown && e.Decision != "deny")
 	if limited || len(a.suppressed) > 0 {
 		a.refillLocked(now)
 	}

@@ -283,3 +283,44 @@ func TestRelayOAuth(t *testing.T) {
 		t.Error("a refresh token is in the audit log")
 	}
 }
+
+// TestRelayAuditBounded: requests that cost the owner nothing (answers
+// without usage) cannot fill the laptop's disk through the audit log: they
+// share the use-only connections' bucket and are summed in one line;
+// billed ones are all written.
+func TestRelayAuditBounded(t *testing.T) {
+	fp := newFakeProvider(t)
+	routes, err := prov.NewRoutes(map[string]string{"anthropic": fp.URL}, "--relay-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, agent.Config{RelayRoutes: routes})
+	mustAdd(t, ta.client(t), apiCred("anthropic", "sk-ant-AUDIT"))
+	hc := relayClient(t, ta.use)
+	const free, billed = 700, 20
+	for i := 0; i < free+billed; i++ {
+		path := "/anthropic/nousage"
+		if i >= free {
+			path = "/anthropic/v1/messages"
+		}
+		resp, err := hc.Get("http://relay" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	var freeLines, billedLines int
+	for _, line := range strings.Split(ta.audit.String(), "\n") {
+		switch {
+		case strings.Contains(line, `"path":"/nousage"`):
+			freeLines++
+		case strings.Contains(line, `"path":"/v1/messages"`) && strings.Contains(line, `"usage_known":true`):
+			billedLines++
+		}
+	}
+	t.Logf("%d free requests: %d audit lines; %d billed: %d lines", free, freeLines, billed, billedLines)
+	if freeLines >= free || billedLines != billed {
+		t.Fatalf("free requests wrote %d of %d lines (want fewer), billed %d of %d (want all)", freeLines, free, billedLines, billed)
+	}
+}
