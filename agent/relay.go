@@ -54,6 +54,13 @@ type relayPolicy struct {
 
 func (p *relayPolicy) Authorize(ctx context.Context, provider string, use func(*protocol.Credential) error) *relay.Refusal {
 	a := p.c.a
+	// A spent budget is said before permit, which may ask the owner: a
+	// confirm prompt for a request that then gets a 429 asks for nothing.
+	if cur := a.store.lookup(provider, a.cfg.Now()); cur != nil && p.c.visible(cur) {
+		if no := p.spent(cur); no != nil {
+			return no
+		}
+	}
 	cr, code, reason := p.c.permit(provider, p.who, true)
 	if cr == nil {
 		status := http.StatusForbidden
@@ -65,12 +72,8 @@ func (p *relayPolicy) Authorize(ctx context.Context, provider string, use func(*
 		}
 		return &relay.Refusal{Status: status, Message: "llm-agent: the agent refused: " + reason}
 	}
-	if n := cr.cons.TokensPerDay; n != 0 {
-		if used := a.tokens.today(provider, a.cfg.Now()); used >= n {
-			return &relay.Refusal{Status: http.StatusTooManyRequests, Message: fmt.Sprintf(
-				"llm-agent: the daily token budget of the %q credential is spent: %d of %d tokens used today (set on the laptop with add --max-tokens-per-day; it renews at midnight, laptop time)",
-				provider, used, n)}
-		}
+	if no := p.spent(cr); no != nil {
+		return no // spent while permit waited
 	}
 	if ctx.Err() != nil {
 		return &relay.Refusal{Status: 499, Message: "the server side went away"}
@@ -99,6 +102,22 @@ func (p *relayPolicy) Idle(idle bool) {
 	if idle {
 		p.c.a.touch(p.c)
 	}
+}
+
+// spent refuses a request for cr when its daily budget is used up.
+func (p *relayPolicy) spent(cr *credential) *relay.Refusal {
+	a := p.c.a
+	n := cr.cons.TokensPerDay
+	if n == 0 {
+		return nil
+	}
+	used := a.tokens.today(cr.provider, a.cfg.Now())
+	if used < n {
+		return nil
+	}
+	return &relay.Refusal{Status: http.StatusTooManyRequests, Message: fmt.Sprintf(
+		"llm-agent: the daily token budget of the %q credential is spent: %d of %d tokens used today (set on the laptop with add --max-tokens-per-day; it renews at midnight, laptop time)",
+		cr.provider, used, n)}
 }
 
 // Done counts the tokens and writes the request's audit record.

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -322,5 +324,59 @@ func TestRelayAuditBounded(t *testing.T) {
 	t.Logf("%d free requests: %d audit lines; %d billed: %d lines", free, freeLines, billed, billedLines)
 	if freeLines >= free || billedLines != billed {
 		t.Fatalf("free requests wrote %d of %d lines (want fewer), billed %d of %d (want all)", freeLines, free, billedLines, billed)
+	}
+}
+
+// TestRelaySpentBeforeConfirm: a request for a credential whose budget is
+// spent gets its 429 without a confirm prompt; a provider the laptop
+// cannot reach gets a 502 that names nothing of the laptop's network.
+func TestRelaySpentBeforeConfirm(t *testing.T) {
+	fp := newFakeProvider(t)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL
+	dead.Close() // nothing listens there now
+	routes, err := prov.NewRoutes(map[string]string{"anthropic": fp.URL, "openai": deadURL}, "--relay-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	askpass := filepath.Join(dir, "askpass")
+	asked := filepath.Join(dir, "asked")
+	if err := os.WriteFile(askpass, []byte("#!/bin/sh\necho x >>"+asked+"\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, agent.Config{RelayRoutes: routes, Askpass: askpass})
+	budget := apiCred("anthropic", "sk-ant-CONFIRM")
+	budget.TokensPerDay, budget.Confirm = 10, true
+	mustAdd(t, ta.client(t), budget)
+	mustAdd(t, ta.client(t), apiCred("openai", "sk-DEAD"))
+	hc := relayClient(t, ta.use)
+	prompts := func() int { b, _ := os.ReadFile(asked); return strings.Count(string(b), "x") }
+	for i, want := range []int{200, http.StatusTooManyRequests} {
+		resp, err := hc.Post("http://relay/anthropic/v1/messages", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("request %d: status %d, want %d", i, resp.StatusCode, want)
+		}
+	}
+	if n := prompts(); n != 1 {
+		t.Fatalf("%d confirm prompts, want 1 (none for the request past the budget)", n)
+	}
+	resp, err := hc.Post("http://relay/openai/chat/completions", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	host := strings.TrimPrefix(deadURL, "http://")
+	if resp.StatusCode != http.StatusBadGateway || strings.Contains(string(body), host) || strings.Contains(string(body), "127.0.0.1") {
+		t.Fatalf("unreachable provider: %d %s", resp.StatusCode, body)
+	}
+	if !strings.Contains(ta.audit.String(), host) {
+		t.Fatalf("the laptop's audit log lacks the details:\n%s", ta.audit)
 	}
 }

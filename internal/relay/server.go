@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/llm-agent/llm-agent/internal/providers"
@@ -401,8 +403,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeRefusal(w, rt.Prov.Errors, http.StatusRequestEntityTooLarge, lw.refused)
 				return
 			}
+			// The laptop's audit log gets the whole error; the server side
+			// a reason that names nothing of the laptop's network (its
+			// resolver, its proxy, its addresses).
 			rec.Err = oneLine(err.Error())
-			writeRefusal(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+": "+oneLine(err.Error()))
+			writeRefusal(w, rt.Prov.Errors, http.StatusBadGateway, "llm-agent relay: the laptop could not reach "+rt.Prov.Name+" ("+netReason(err)+"; the laptop's audit log has the details)")
 		},
 		ErrorLog: log.New(io.Discard, "", 0),
 	}
@@ -514,6 +519,23 @@ func (m *meterWriter) status() int {
 		return http.StatusOK
 	}
 	return m.code
+}
+
+// netReason says in a few words why a call failed, naming no address.
+func netReason(err error) string {
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case errors.As(err, &dns):
+		return "its name did not resolve"
+	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
+		return "timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.As(err, &op) && op.Op == "dial":
+		return "no connection"
+	}
+	return "the connection failed"
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
