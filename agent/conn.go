@@ -266,7 +266,11 @@ func (c *conn) lockRequest(body []byte) error {
 	}
 	var ok bool
 	if op == "lock" {
-		ok = c.a.lock.lock(pass)
+		if ok = c.a.lock.lock(pass); ok {
+			// Nothing is used while locked, not even by a request that
+			// was streaming.
+			c.a.relays.cancel("", errRelayLocked)
+		}
 	} else {
 		ok = c.a.lock.unlock(pass)
 	}
@@ -502,6 +506,7 @@ func (c *conn) remove(payload []byte) error {
 		c.audit(c.event("remove", req.Provider, "deny", errNotFound.Error()))
 		return c.fail(protocol.CodeNotFound, fmt.Sprintf("no credential for %q", req.Provider))
 	}
+	c.a.relays.cancel(req.Provider, errRelayRemoved)
 	c.audit(c.event("remove", req.Provider, "allow", ""))
 	return c.send(protocol.SuccessFrame())
 }
@@ -512,6 +517,7 @@ func (c *conn) removeAll() error {
 		return c.fail(protocol.CodeLocked, errLocked.Error())
 	}
 	n := c.a.store.removeAll()
+	c.a.relays.cancel("", errRelayRemoved)
 	c.audit(c.event("remove-all", "", "allow", fmt.Sprintf("%d removed", n)))
 	return c.send(protocol.MarshalCountReply(uint32(n)))
 }

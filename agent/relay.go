@@ -13,6 +13,13 @@ import (
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
+// Why relayed requests in flight end early.
+var (
+	errRelayLocked  = errors.New("the owner locked the agent")
+	errRelayRemoved = errors.New("the owner removed the credential")
+	errRelayExpired = errors.New("the credential's lifetime is over")
+)
+
 // errRelayEnded ends a connection's frame loop once relay@llm-agent has
 // turned it into a stream and the stream has ended.
 var errRelayEnded = errors.New("relay stream ended")
@@ -52,8 +59,11 @@ type relayPolicy struct {
 	who *protocol.Requester
 }
 
-func (p *relayPolicy) Authorize(ctx context.Context, provider string, use func(*protocol.Credential) error) *relay.Refusal {
+func (p *relayPolicy) Authorize(ctx context.Context, stop context.CancelCauseFunc, provider string, use func(*protocol.Credential) error) *relay.Refusal {
 	a := p.c.a
+	// Registered before the checks, so that a lock or a remove that comes
+	// while they wait (a prompt, a refresh) ends the request too.
+	a.relays.add(ctx, provider, stop)
 	// A spent budget is said before permit, which may ask the owner: a
 	// confirm prompt for a request that then gets a 429 asks for nothing.
 	if cur := a.store.lookup(provider, a.cfg.Now()); cur != nil && p.c.visible(cur) {
@@ -194,4 +204,54 @@ func (t *tokenUse) today(provider string, now time.Time) uint64 {
 		return 0
 	}
 	return t.used[provider]
+}
+
+// relayRequests are the relayed requests in flight, by provider, so that
+// taking a credential away ends its requests at once: a lock ends them
+// all, a remove or an expiry those of its provider.
+type relayRequests struct {
+	mu sync.Mutex
+	m  map[string]map[*relayRequest]struct{}
+}
+
+type relayRequest struct{ stop context.CancelCauseFunc }
+
+// add registers a request until its ctx ends.
+func (r *relayRequests) add(ctx context.Context, provider string, stop context.CancelCauseFunc) {
+	q := &relayRequest{stop: stop}
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[string]map[*relayRequest]struct{}{}
+	}
+	if r.m[provider] == nil {
+		r.m[provider] = map[*relayRequest]struct{}{}
+	}
+	r.m[provider][q] = struct{}{}
+	r.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.m[provider], q)
+		if len(r.m[provider]) == 0 {
+			delete(r.m, provider)
+		}
+	})
+}
+
+// cancel ends the requests of provider ("" for all) with cause.
+func (r *relayRequests) cancel(provider string, cause error) int {
+	r.mu.Lock()
+	var stops []context.CancelCauseFunc
+	for p, qs := range r.m {
+		if provider == "" || p == provider {
+			for q := range qs {
+				stops = append(stops, q.stop)
+			}
+		}
+	}
+	r.mu.Unlock()
+	for _, stop := range stops {
+		stop(cause)
+	}
+	return len(stops)
 }

@@ -380,3 +380,74 @@ func TestRelaySpentBeforeConfirm(t *testing.T) {
 		t.Fatalf("the laptop's audit log lacks the details:\n%s", ta.audit)
 	}
 }
+
+// TestRelayTakenAway: a lock ends every relayed request in flight, a
+// remove those of its provider, at once, and the records say why.
+func TestRelayTakenAway(t *testing.T) {
+	started := make(chan struct{}, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {}\n\n")
+		w.(http.Flusher).Flush()
+		started <- struct{}{}
+		<-r.Context().Done() // streams until the relay ends it
+	}))
+	defer up.Close()
+	routes, err := prov.NewRoutes(map[string]string{"anthropic": up.URL, "openai": up.URL}, "--relay-upstream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := startAgent(t, agent.Config{RelayRoutes: routes})
+	mustAdd(t, ta.client(t), apiCred("anthropic", "sk-ant-TAKEN"))
+	mustAdd(t, ta.client(t), apiCred("openai", "sk-TAKEN"))
+	hc := relayClient(t, ta.use)
+	stream := func(provider string) chan error {
+		ended := make(chan error, 1)
+		go func() {
+			resp, err := hc.Post("http://relay/"+provider+"/v1/x", "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				ended <- err
+				return
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			ended <- err
+		}()
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the request did not reach the provider")
+		}
+		return ended
+	}
+	within := func(what string, ended chan error) {
+		t.Helper()
+		select {
+		case err := <-ended:
+			if err == nil {
+				t.Fatalf("%s: the stream ended cleanly, want it cut", what)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: the stream still runs", what)
+		}
+	}
+	a, o := stream("anthropic"), stream("openai")
+	if err := ta.client(t).Remove("anthropic"); err != nil {
+		t.Fatal(err)
+	}
+	within("remove", a)
+	select {
+	case err := <-o:
+		t.Fatalf("removing anthropic ended the openai stream: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := ta.client(t).Lock([]byte("pw")); err != nil {
+		t.Fatal(err)
+	}
+	within("lock", o)
+	for _, why := range []string{"the owner removed the credential", "the owner locked the agent"} {
+		if !strings.Contains(ta.audit.String(), "cancelled: "+why) {
+			t.Errorf("no relay record says %q:\n%s", why, ta.audit)
+		}
+	}
+}

@@ -129,7 +129,8 @@ type Agent struct {
 	commands   *commands
 	sessions   sessions
 	relay      *relay.Server
-	tokens     tokenUse // of relayed requests, today
+	relays     relayRequests // in flight, to end when a credential goes
+	tokens     tokenUse      // of relayed requests, today
 	names      *hostNames
 	// sshAdd identifies the local ssh-add programs (see sshAddIDs).
 	sshAdd map[fileID]string
@@ -448,6 +449,7 @@ func (a *Agent) reap() {
 			a.cfg.Audit.Flush()
 			gone, forgotten := a.store.expire(a.cfg.Now())
 			for _, p := range gone {
+				a.relays.cancel(p, errRelayExpired)
 				a.cfg.Audit.Log(Event{Op: "expire", Provider: p, Decision: "allow", Reason: "lifetime over"})
 			}
 			for _, p := range forgotten {
@@ -460,6 +462,7 @@ func (a *Agent) reap() {
 // RemoveAll drops every credential and SSH key (SIGUSR1).
 func (a *Agent) RemoveAll() {
 	n := a.store.removeAll()
+	a.relays.cancel("", errRelayRemoved)
 	a.keyring.RemoveAll()
 	if a.cfg.UpstreamPrivate {
 		// The private ssh-agent's keys are the agent's too (a user's

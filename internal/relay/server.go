@@ -110,8 +110,11 @@ type Policy interface {
 	// Authorize decides whether the connection may use provider's
 	// credential now, as for a get, and if so passes the plaintext
 	// credential to use, which must not keep it: it is wiped when use
-	// returns. An error from use refuses the request (403).
-	Authorize(ctx context.Context, provider string, use func(*protocol.Credential) error) *Refusal
+	// returns. An error from use refuses the request (403). stop ends the
+	// request with a cause, whenever the agent takes the credential away
+	// (a lock, a remove) while the request runs; it may be called after
+	// Done too.
+	Authorize(ctx context.Context, stop context.CancelCauseFunc, provider string, use func(*protocol.Credential) error) *Refusal
 	// Done is told of every request that reached a route, relayed or
 	// refused, once its answer has ended.
 	Done(Record)
@@ -333,8 +336,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), lim.MaxDuration)
 	defer cancel()
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	var inj *providers.Injection
-	no := h.p.Authorize(ctx, name, func(cred *protocol.Credential) error {
+	no := h.p.Authorize(ctx, stop, name, func(cred *protocol.Credential) error {
 		var err error
 		inj, err = rt.Plan(cred, rest, r.URL.RawQuery)
 		return err
@@ -392,6 +397,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 				rec.Err = "cancelled: the server side went away before the provider answered"
 				return
+			case out.Context().Err() != nil && context.Cause(ctx) != nil && !errors.Is(context.Cause(ctx), context.DeadlineExceeded) && !errors.Is(context.Cause(ctx), context.Canceled):
+				// The agent took the credential away (a lock, a remove).
+				rec.Err = "cancelled: " + context.Cause(ctx).Error()
+				writeRefusal(w, rt.Prov.Errors, http.StatusServiceUnavailable, "llm-agent: "+context.Cause(ctx).Error())
+				return
 			case out.Context().Err() != nil:
 				rec.Err = fmt.Sprintf("cancelled: no answer within %v, the laptop's limit", lim.MaxDuration)
 				writeRefusal(w, rt.Prov.Errors, http.StatusGatewayTimeout, "llm-agent relay: "+rt.Prov.Name+" did not answer within "+lim.MaxDuration.String()+", the laptop's limit for a request")
@@ -413,6 +423,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// cancelled says why ctx ended during the answer.
 	cancelled := func() string {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			return "cancelled: " + cause.Error()
+		}
 		if r.Context().Err() != nil {
 			return "cancelled: the server side went away, or stopped reading, during the answer"
 		}
