@@ -5,7 +5,11 @@
 // on the laptop, single flight per credential, write-back of rotated
 // tokens), the runs of the commands that print credentials added with
 // --from-command (command.go, through internal/credcmd; the same single
-// flight, flight.go), and the audit log.
+// flight, flight.go), the relay door (relay.go: a connection that sends
+// relay@llm-agent becomes an HTTP/2 stream that internal/relay serves,
+// each request checked as a get on that connection, the provider called
+// from the laptop, daily token budgets counted from the usage the answers
+// report), and the audit log.
 //
 // Frames are read by the agent's own loop through protocol.FrameConn (capped
 // at protocol.MaxFrame, with deadlines; request and reply buffers wiped
