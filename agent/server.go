@@ -198,7 +198,7 @@ func New(cfg Config) *Agent {
 		a.cfg.RelayRoutes = cfg.RelayRoutes
 	}
 	a.relay = &relay.Server{Routes: cfg.RelayRoutes, Transport: cfg.RelayTransport, Meter: cfg.RelayMeter,
-		Limits: cfg.RelayLimits, Log: cfg.Debug}
+		Limits: cfg.RelayLimits}
 	a.oauth = newRefresher(a)
 	a.commands = newCommands(a)
 	// Without an owner key the agent still serves; guards then refuse it.

@@ -160,9 +160,6 @@ type Server struct {
 	// Meter reads the usage the provider reports from each answer's
 	// body; nil means package usage's Meter.
 	Meter func(contentType string) Meter
-	// Log gets a line per failure of the connection itself; never a
-	// secret. Nil is quiet.
-	Log *log.Logger
 
 	once     sync.Once
 	inFlight chan struct{}
@@ -288,9 +285,7 @@ type handler struct {
 	p Policy
 }
 
-type injKey struct{}
-
-// hopHeaders are dropped from what the server side sends: its own
+// dropHeaders are dropped from what the server side sends: its own
 // bookkeeping, and Accept-Encoding, so that the laptop's transport
 // negotiates compression itself and reads the answer plain.
 var dropHeaders = []string{"Accept-Encoding", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
