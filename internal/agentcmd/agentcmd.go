@@ -552,6 +552,12 @@ func runCommand(argv []string, n names, sock string, pid int, sshSock bool, stde
 
 // runChild is the daemon process started by spawn.
 func runChild(o *options) int {
+	// The fds spawn passed are not close-on-exec; the SSH-key child and
+	// its watcher must not inherit the audit log or the ready pipe (the
+	// listeners are duplicated with it set, and their fds closed).
+	for fd := 3; fd <= 6; fd++ {
+		syscall.CloseOnExec(fd)
+	}
 	ready := os.NewFile(5, "ready")
 	budget, err := memsafe.Harden()
 	if err != nil {

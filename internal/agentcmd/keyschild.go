@@ -27,7 +27,10 @@ import (
 // uid can reach its socket: it lives in the 0700 directory ssh-agent makes
 // for it.
 type keysChild struct {
-	cmd  *exec.Cmd
+	cmd *exec.Cmd
+	// mu guards dir and sock, set once the child serves and read when it
+	// exits.
+	mu   sync.Mutex
 	dir  string
 	sock string
 	done chan struct{} // closed when the child has exited
@@ -177,6 +180,9 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 		// another process may get.
 		io.WriteString(k.watch, "stop\n")
 		k.watch.Close()
+		// Killed (SIGKILL, the OOM killer), it leaves its socket and
+		// directory behind; ssh-agent removes both itself on SIGTERM.
+		k.removeSocket()
 		close(k.done)
 	}()
 	timeout := time.After(10 * time.Second)
@@ -205,7 +211,15 @@ func startKeysChild(path string, o *options, logger *log.Logger) (*keysChild, er
 				k.stop()
 				return nil, fmt.Errorf("ssh-agent child %s: %w", path, err)
 			}
+			k.mu.Lock()
 			k.sock, k.dir = named, filepath.Dir(named)
+			k.mu.Unlock()
+			select {
+			case <-k.done:
+				// It died before k.sock was set: nothing removed them.
+				k.removeSocket()
+			default:
+			}
 			return k, nil
 		}
 		select {
@@ -321,6 +335,15 @@ func (k *keysChild) stop() {
 			<-k.done
 		}
 	}
+	k.removeSocket()
+}
+
+// removeSocket removes the child's socket and its directory, once it is
+// known to be the child's (see startKeysChild), if they are still there.
+// The directory goes only if it is empty.
+func (k *keysChild) removeSocket() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.sock != "" {
 		os.Remove(k.sock)
 		os.Remove(k.dir)

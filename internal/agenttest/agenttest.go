@@ -2,6 +2,7 @@ package agenttest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -132,17 +133,32 @@ func Start(t testing.TB, bins Bins, o Options) *Agent {
 		t.Fatalf("llm-agent printed %d eval lines; stderr: %s", lines, b)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if c, err := net.DialTimeout("unix", a.Sock, time.Second); err == nil {
-			c.Close()
-			break
-		}
+	for !serving(a.Sock) {
 		if time.Now().After(deadline) {
 			t.Fatalf("llm-agent does not answer on %s", a.Sock)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return a
+}
+
+// serving reports whether an agent serves on sock: it answers a request
+// or closes the connection. A connect alone succeeds as soon as the socket
+// listens, while the agent may still be starting its SSH-key child.
+func serving(sock string) bool {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	// SSH_AGENTC_REQUEST_IDENTITIES
+	if _, err := c.Write([]byte{0, 0, 0, 1, 11}); err != nil {
+		return false
+	}
+	_, err = c.Read(make([]byte, 1))
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
 }
 
 // Kill kills the agent with SIGKILL and waits for it, leaving its socket

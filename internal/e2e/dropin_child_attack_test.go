@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -270,6 +271,14 @@ func TestSSHAgentChildPrivate(t *testing.T) {
 	}); !ok {
 		b, _ := os.ReadFile(auditLog)
 		t.Errorf("no audit record of the child's death:\n%s", b)
+	}
+	// ssh-agent removes its socket and directory only on SIGTERM: after a
+	// SIGKILL, llm-agent removes them.
+	if _, ok := waitFor(5*time.Second, func() bool {
+		_, err := os.Lstat(filepath.Dir(made[0]))
+		return errors.Is(err, fs.ErrNotExist)
+	}); !ok {
+		t.Errorf("the killed child's socket directory %s is left behind", filepath.Dir(made[0]))
 	}
 	env := append(cleanEnv(), "LLM_AUTH_SOCK="+sock, "SSH_AUTH_SOCK="+sock)
 	st := exec.Command(bins.Client, "status")

@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	sshagent "golang.org/x/crypto/ssh/agent"
+	"golang.org/x/sys/unix"
 
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -479,12 +480,36 @@ func TestSSHAgentDropInChild(t *testing.T) {
 // childSockets finds the sockets the ssh-agent child (pid) made: under
 // tmp, the TMPDIR it was given, or under /tmp when it is setgid (as
 // Debian's ssh-agent may be), since the loader then drops TMPDIR from its
-// environment. -D names the socket after its own pid.
+// environment. -D names the socket after its own pid; only sockets that
+// pid serves count, since a socket a killed ssh-agent left in /tmp may
+// carry the same number (pids wrap).
 func childSockets(tmp, pid string) []string {
 	var made []string
 	for _, dir := range []string{tmp, "/tmp"} {
 		m, _ := filepath.Glob(dir + "/ssh-*/agent." + pid)
-		made = append(made, m...)
+		for _, sock := range m {
+			if servedBy(sock, pid) {
+				made = append(made, sock)
+			}
+		}
 	}
 	return made
+}
+
+// servedBy reports whether the process pid listens on the socket sock.
+func servedBy(sock, pid string) bool {
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	raw, err := c.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return err == nil && strconv.Itoa(int(cred.Pid)) == pid
 }
