@@ -34,6 +34,7 @@ var (
 	rttThink          = flag.Duration("rtt-think", 20*time.Millisecond, "the fake provider's think time before its first byte")
 	rttProviderServer = flag.Duration("rtt-provider-server", 0, "RTT between the server and the fake provider (0: next to it)")
 	rttProviderLaptop = flag.Duration("rtt-provider-laptop", 30*time.Millisecond, "RTT between the laptop and the fake provider (probed and reported, for the relay)")
+	rttClientOnly     = flag.Bool("rtt-client-only", false, "measure only the client's own round trips (get against ssh-add -l), not the proxy's rows")
 	rttTTY            = flag.Bool("rtt-tty", true, "give the owner's ssh session a terminal (ssh -tt), as an interactive login has")
 )
 
@@ -114,13 +115,22 @@ func TestRTT(t *testing.T) {
 	e := setupRTT(t)
 	var results []*rttResult
 	for _, rtt := range rtts {
+		if *rttClientOnly {
+			break
+		}
 		for _, client := range e.clients {
 			r := measureRTT(t, e, rtt, client)
 			results = append(results, r)
 			t.Logf("RTT %v, %s: measured %v, added %.1f ms (%.2f RTT)", rtt, client.name, r.rtt(), ms(r.added()), r.addedRTT())
 		}
 	}
-	md := rttReport(e, results, time.Since(start), load+" at the start, "+loadAverage()+" at the end")
+	var clients []clientRTTResult
+	for _, rtt := range rtts {
+		r := measureClientRTT(t, e, rtt, *rttPairs)
+		clients = append(clients, r)
+		t.Logf("RTT %v: client get %v (SSH_AUTH_SOCK), %v (LLM_AUTH_SOCK), ssh-add -l %v", r.rtt, r.median["get, SSH_AUTH_SOCK"], r.median["get, LLM_AUTH_SOCK"], r.median["ssh-add -l"])
+	}
+	md := rttReport(e, results, time.Since(start), load+" at the start, "+loadAverage()+" at the end") + clientRTTReport(clients, *rttPairs)
 	fmt.Print(md)
 	if *rttOut != "" {
 		if err := os.WriteFile(*rttOut, []byte(md), 0o644); err != nil {

@@ -2,11 +2,13 @@ package protocol
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -23,7 +25,24 @@ const DefaultTimeout = 30 * time.Second
 type Client struct {
 	conn    net.Conn
 	Timeout time.Duration // per exchange; DefaultTimeout when zero
+	// probe: the next exchange first checks that the agent speaks
+	// llm-agent (see Probe).
+	probe bool
 }
+
+// ErrNotLLMAgent is the error of the first exchange after Probe when the
+// agent answered the probe with a failure: an SSH agent without the
+// llm-agent extensions.
+var ErrNotLLMAgent = errors.New("the agent does not speak the llm-agent extensions")
+
+// Probe makes the next exchange first ask for the agent's status, so that
+// an SSH agent that is not llm-agent (SSH_AUTH_SOCK naming the owner's
+// ssh-agent) is told apart: that exchange then fails with ErrNotLLMAgent.
+// When the request is one of llm-agent's own extensions, which a plain
+// SSH agent refuses without effect, the probe and the request go out back
+// to back and cost one round trip, not two; any other request (lock, a
+// standard extension) waits for the probe's answer.
+func (c *Client) Probe() { c.probe = true }
 
 // DialOwned connects to the agent socket at path within timeout (at most
 // 5 s) and refuses, with a *peercred.OwnerError, a socket that is served
@@ -86,9 +105,69 @@ func (c *Client) roundTripNoWipe(req []byte) ([]byte, error) {
 	if err := c.conn.SetDeadline(time.Now().Add(t)); err != nil {
 		return nil, &TransportError{"setting deadline", err}
 	}
+	if c.probe {
+		c.probe = false
+		return c.probed(req)
+	}
 	if _, err := c.conn.Write(req); err != nil {
 		return nil, &TransportError{"writing request", err}
 	}
+	return c.readReply()
+}
+
+// probed is the exchange of req after Probe: the status probe first, req
+// right behind it when it is one of our extensions, else once the probe's
+// answer says the agent is llm-agent.
+func (c *Client) probed(req []byte) ([]byte, error) {
+	pipelined := ownExtension(req)
+	if _, err := c.conn.Write(SimpleExtension(ExtStatus)); err != nil {
+		return nil, &TransportError{"writing request", err}
+	}
+	if pipelined {
+		if _, err := c.conn.Write(req); err != nil {
+			return nil, &TransportError{"writing request", err}
+		}
+	}
+	body, err := c.readReply()
+	if err != nil {
+		return nil, err
+	}
+	ok := (body[0] == MsgSuccess || body[0] == MsgExtensionResponse) && validStatus(body[1:])
+	clear(body)
+	if !ok {
+		if pipelined {
+			// It answers req too, with a failure: read that, so that the
+			// connection is left with nothing unread.
+			if body, err := c.readReply(); err == nil {
+				clear(body)
+			}
+		}
+		return nil, ErrNotLLMAgent
+	}
+	if !pipelined {
+		if _, err := c.conn.Write(req); err != nil {
+			return nil, &TransportError{"writing request", err}
+		}
+	}
+	return c.readReply()
+}
+
+func validStatus(b []byte) bool {
+	_, err := ParseStatusReply(b)
+	return err == nil
+}
+
+// ownExtension reports whether frame is an SSH_AGENTC_EXTENSION in
+// llm-agent's namespace, which an agent without it refuses untouched.
+func ownExtension(frame []byte) bool {
+	if len(frame) < 9 || frame[4] != MsgExtension {
+		return false
+	}
+	n := int(binary.BigEndian.Uint32(frame[5:9]))
+	return n <= len(frame)-9 && strings.HasSuffix(string(frame[9:9+n]), "@llm-agent")
+}
+
+func (c *Client) readReply() ([]byte, error) {
 	body, err := ReadFrame(c.conn, MaxReply)
 	if err != nil {
 		if err == io.EOF {

@@ -87,6 +87,13 @@ func run(e *env, args []string) int {
 		if err == nil {
 			return exitOK
 		}
+		if errors.Is(err, protocol.ErrNotLLMAgent) {
+			// What connect's probe found, at the first request.
+			err = &noAgentError{&plainAgentError{e.getenv("SSH_AUTH_SOCK")}}
+			if c.name == "get" || c.name == "exec" || c.name == "proxy" {
+				err = ownerNotConnected(err)
+			}
+		}
 		if errors.Is(err, pflag.ErrHelp) {
 			return exitOK
 		}
@@ -193,14 +200,10 @@ func connect(e *env) (*protocol.Client, error) {
 		return nil, unreachable("SSH_AUTH_SOCK", path, err, timeout)
 	}
 	// A plain ssh-agent answers SSH_AGENT_FAILURE to an unknown extension.
-	if _, err := c.Status(); err != nil {
-		c.Close()
-		var te *protocol.TransportError
-		if errors.As(err, &te) {
-			return nil, unreachable("SSH_AUTH_SOCK", path, err, timeout)
-		}
-		return nil, &noAgentError{&plainAgentError{path}}
-	}
+	// The probe rides with the first request (one round trip, not two,
+	// through a forwarded socket); run turns its failure into
+	// plainAgentError.
+	c.Probe()
 	return c, nil
 }
 
