@@ -92,6 +92,19 @@ func measureExec(tb testing.TB, n int, a, b *exec.Cmd) (stats, stats) {
 	return summarize(da), summarize(db)
 }
 
+// dialOnly builds bench/testdata/dialonly as the binaries are built
+// (static), into the binaries' directory.
+func dialOnly(tb testing.TB) string {
+	tb.Helper()
+	out := filepath.Join(bins.Dir, "dialonly")
+	cmd := exec.Command("go", "build", "-o", out, "./testdata/dialonly")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("building dialonly: %v\n%s", err, b)
+	}
+	return out
+}
+
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
 	return s
@@ -134,6 +147,10 @@ func TestReport(t *testing.T) {
 	cl.Env = append(agenttest.CleanEnv(), "SSH_AUTH_SOCK="+f.sshSock)
 	pg, pl := measureExec(t, 300, cg, cl)
 	rows = append(rows, row{"2. llm-agent-client get vs ssh-add -l (whole process)", pg.String(), pl.String(), ratio(pg, pl), "≤ 1.2", ratio(pg, pl) <= 1.2})
+	cd := exec.Command(dialOnly(t))
+	cd.Env = f.llm.Env()
+	pg, pd := measureExec(t, 300, cg, cd)
+	rows = append(rows, row{"2. llm-agent-client get vs a minimal Go program that dials and asks (whole process, both static)", pg.String(), pd.String(), ratio(pg, pd), "≤ 1.1", ratio(pg, pd) <= 1.1})
 
 	// Row 3.
 	if os.Getuid() == 0 {

@@ -22,7 +22,8 @@ type Bins struct {
 }
 
 // Build builds llm-agent and llm-agent-client from the module at root into
-// a fresh directory; the caller removes Bins.Dir when done.
+// a fresh directory, static (CGO_ENABLED=0) as the README and the release
+// build them; the caller removes Bins.Dir when done.
 func Build(root string) (Bins, error) {
 	dir, err := os.MkdirTemp("", "llm-bin-")
 	if err != nil {
@@ -32,7 +33,7 @@ func Build(root string) (Bins, error) {
 	b := Bins{Dir: dir, Agent: filepath.Join(dir, "llm-agent"), Client: filepath.Join(dir, "llm-agent-client")}
 	for pkg, out := range map[string]string{"./cmd/llm-agent": b.Agent, "./cmd/llm-agent-client": b.Client} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = root
+		cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			os.RemoveAll(dir)
 			return Bins{}, fmt.Errorf("building %s: %v\n%s", pkg, err, out)

@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	sshagent "golang.org/x/crypto/ssh/agent"
-	"golang.org/x/sys/unix"
 
+	"github.com/llm-agent/llm-agent/internal/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
@@ -503,13 +503,10 @@ func servedBy(sock, pid string) bool {
 		return false
 	}
 	defer c.Close()
-	raw, err := c.(*net.UnixConn).SyscallConn()
+	p, err := peercred.FromConn(c.(*net.UnixConn))
 	if err != nil {
 		return false
 	}
-	var cred *unix.Ucred
-	raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	return err == nil && strconv.Itoa(int(cred.Pid)) == pid
+	defer p.Close()
+	return strconv.Itoa(p.PID) == pid
 }
