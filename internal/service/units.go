@@ -67,6 +67,9 @@ func Systemd(program string) (string, error) {
 	if err := CheckProgram(program); err != nil {
 		return "", err
 	}
+	if strings.ContainsAny(program, `"'\`) {
+		return "", fmt.Errorf("systemd cannot run a program whose path holds quotes or backslashes (%q); install llm-agent elsewhere or name it with --service-program", program)
+	}
 	return `# llm-agent.service: written by llm-agent --print-service systemd.
 # Started by llm-agent.socket: systemctl --user enable --now llm-agent.socket
 [Unit]
@@ -121,14 +124,15 @@ WantedBy=sockets.target
 // not depend on the agent package.
 const adminSuffix = ".admin"
 
-// execArg quotes s as one ExecStart= word: specifiers (%) and variables
-// ($) are doubled, and a word with blanks, quotes or backslashes is quoted.
-func execArg(s string) string {
-	s = strings.NewReplacer("%", "%%", "$", "$$").Replace(s)
-	if !strings.ContainsAny(s, " \t\"'\\;") {
-		return s
+// execArg is program as ExecStart='s first word: specifiers (%) doubled,
+// quoted when it holds blanks. systemd expands no variables in that word,
+// and refuses quotes and backslashes in it (Systemd refuses them first).
+func execArg(program string) string {
+	s := strings.ReplaceAll(program, "%", "%%")
+	if strings.ContainsAny(s, " \t") {
+		return `"` + s + `"`
 	}
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	return s
 }
 
 // Launchd is the LaunchAgent plist for program and the user whose home is
@@ -150,7 +154,7 @@ func Launchd(program, home string) (string, error) {
 	}
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<!-- written by llm-agent --print-service launchd -->
+<!-- llm-agent's LaunchAgent: see llm-agent(1) -->
 <plist version="1.0">
 <dict>
 	<key>Label</key>
