@@ -60,4 +60,3 @@ func FuzzListenEnv(f *testing.F) {
 		}
 	})
 }
-
