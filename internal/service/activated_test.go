@@ -131,18 +131,6 @@ func listenAsSystemd(t *testing.T, u unitSpec) []*os.File {
 	return files
 }
 
-// runtimeDir is a private stand-in for XDG_RUNTIME_DIR, short enough for
-// sun_path.
-func runtimeDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "rt-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 // activated is the agent started with sockets passed to it.
 type activated struct {
 	cmd    *exec.Cmd
@@ -219,7 +207,7 @@ func TestStartedAsTheUnitStartsIt(t *testing.T) {
 	serviceText, socketText := print(KindSystemd), print(KindSystemdSocket)
 	VerifyUnits(t, serviceText, socketText)
 
-	rt := runtimeDir(t)
+	rt := socketDir(t) // XDG_RUNTIME_DIR
 	u := parseUnits(t, serviceText, socketText, rt)
 	sock := filepath.Join(rt, "llm-agent", "agent.sock")
 	if u.argv[0] != b.Agent || strings.Join(u.argv[1:], " ") != "-D -a "+sock {
@@ -315,7 +303,7 @@ func noListenEnvInChildren(t *testing.T, pid int) {
 // at all, or passed to the daemon mode, stop the agent with one line.
 func TestPassedSocketsRefused(t *testing.T) {
 	b := bins(t)
-	rt := runtimeDir(t)
+	rt := socketDir(t) // XDG_RUNTIME_DIR
 	sock := filepath.Join(rt, "llm-agent", "agent.sock")
 	u := unitSpec{listen: []string{sock, sock + ".admin"}, socketMode: 0o600, dirMode: 0o700}
 	files := listenAsSystemd(t, u)
@@ -367,7 +355,7 @@ func TestPassedSocketsRefused(t *testing.T) {
 func TestSocketActivate(t *testing.T) {
 	b := bins(t)
 	activate := need(t, "systemd-socket-activate", "systemd")
-	rt := runtimeDir(t)
+	rt := socketDir(t) // XDG_RUNTIME_DIR
 	sock := filepath.Join(rt, "llm-agent", "agent.sock")
 	if err := os.Mkdir(filepath.Dir(sock), 0o700); err != nil {
 		t.Fatal(err)

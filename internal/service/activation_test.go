@@ -66,7 +66,8 @@ func TestParseListenEnv(t *testing.T) {
 	}
 }
 
-// socketDir is a private directory short enough for sun_path.
+// socketDir is a private directory short enough for sun_path (also the
+// tests' XDG_RUNTIME_DIR).
 func socketDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "svc-")
