@@ -86,9 +86,9 @@ Restart=on-failure
 # No audit log by default; add one with systemctl --user edit llm-agent.service.
 # Secrets are mlocked: the agent raises RLIMIT_MEMLOCK's soft limit to the
 # hard one, which a user unit cannot raise. NoNewPrivileges is harmless
-# (Debian's setgid ssh-agent then runs without its group, which it does not
-# need); PrivateTmp and the mount-namespace directives are left out: in a
-# user unit they need user namespaces, which some systems disable.
+# (Debian's setgid ssh-agent then runs without its group; it still makes
+# itself undumpable). PrivateTmp and the mount-namespace directives are left
+# out: in a user unit they need user namespaces, which some systems disable.
 NoNewPrivileges=yes
 UMask=0077
 
