@@ -31,6 +31,8 @@ const usage = `usage: llm-agent [-c | -s] [-Dd] [-a bind_address] [-t life] [-H 
                  [--oauth-endpoint provider=url] [--command-timeout duration]
                  [--relay-upstream provider=url] [command [arg ...]]
        llm-agent [-c | -s] -k
+       llm-agent --print-service systemd|systemd-socket|launchd [--service-program path]
+       llm-agent --install-service [--force] [--service-program path]
 `
 
 // options are the parsed command line.
@@ -48,6 +50,12 @@ type options struct {
 	relayUps  []string // --relay-upstream PROVIDER=URL
 	cmdTime   string   // --command-timeout
 	command   []string
+
+	// Starting at login (see service.go).
+	printService   string // --print-service KIND
+	installService bool   // --install-service
+	force          bool   // --force: replace different unit files
+	serviceProgram string // --service-program: the llm-agent the units run
 
 	// names are the variables printed and read: llm-agent's, or
 	// ssh-agent's under that name (see parseSSH).
@@ -106,6 +114,9 @@ func run(o *options, stderr io.Writer) int {
 	if o.kill {
 		return kill(o, os.Stdout, stderr)
 	}
+	if o.printService != "" || o.installService {
+		return serviceMain(o, os.Stdout, stderr)
+	}
 	return start(o, os.Stdout, stderr)
 }
 
@@ -132,6 +143,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringArrayVar(&o.relayUps, "relay-upstream", nil, "send relayed requests for `provider=url` to url (a gateway, a test server) instead of the provider's base URL; a name the table lacks gets an OpenAI-compatible route (repeatable)")
 	fs.StringArrayVar(&o.endpoints, "oauth-endpoint", nil, "refresh `provider=url`'s OAuth tokens at url instead of the provider's token endpoint (repeatable)")
 	fs.StringVar(&o.cmdTime, "command-timeout", "", "give a credential's command (add --from-command) at most `duration` (20s, 1m, 500ms; default 20s)")
+	fs.StringVar(&o.printService, "print-service", "", "print the unit that starts the agent at login, `kind` systemd (the .service), systemd-socket (the .socket) or launchd (the LaunchAgent plist)")
+	fs.BoolVar(&o.installService, "install-service", false, "write this system's units (systemd or launchd) into your directories and say how to enable them")
+	fs.BoolVar(&o.force, "force", false, "with --install-service: replace unit files that differ")
+	fs.StringVar(&o.serviceProgram, "service-program", "", "with --print-service or --install-service: the llm-agent `path` the units run (default: this executable)")
 	fs.BoolVar(&o.child, "daemon-child", false, "")
 	fs.BoolVar(&o.sshName, "ssh-name", false, "")
 	fs.StringVar(&o.hash, "fingerprint-hash", "", "")
@@ -146,6 +161,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, err
 	}
 	o.command = fs.Args()
+	if err := checkServiceFlags(fs, o); err != nil {
+		return nil, err
+	}
 	if o.sshName {
 		o.names = sshNames
 	}
@@ -391,12 +409,24 @@ func start(o *options, stdout, stderr io.Writer) int {
 		sigs = notifySignals()
 	}
 	if o.bind != "" {
-		sock, err = filepath.Abs(o.bind)
-		if err == nil {
-			l, admin, err = agent.ListenPath(sock)
+		if sock, err = filepath.Abs(o.bind); err != nil {
+			fmt.Fprintf(stderr, "llm-agent: %v\n", err)
+			return 1
 		}
-	} else {
+	}
+	passed, err := passedSockets(o, sock)
+	// owned is the socket path the agent removes when it exits: not one
+	// the service manager made, which outlives the agent and starts it again.
+	owned := sock
+	switch {
+	case err != nil:
+	case passed != nil:
+		l, admin, sock, owned = passed.Use, passed.Admin, passed.Path, ""
+	case o.bind != "":
+		l, admin, err = agent.ListenPath(sock)
+	default:
 		l, admin, sock, dir, err = agent.ListenTemp(os.Getenv("TMPDIR"), os.Getpid())
+		owned = sock
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "llm-agent: %v\n", err)
@@ -415,7 +445,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 	cleanup := func() {
 		l.Close()
 		admin.Close()
-		removeSocket(sock, dir)
+		removeSocket(owned, dir)
 	}
 
 	if o.fg || o.debug {
@@ -424,7 +454,7 @@ func start(o *options, stdout, stderr io.Writer) int {
 		if f, ok := stdout.(*os.File); ok {
 			f.Sync()
 		}
-		return serve(o, budget, l, admin, sock, dir, nil, stderr, sigs)
+		return serve(o, budget, l, admin, owned, dir, nil, stderr, sigs)
 	}
 
 	pid, err := spawn(o, l, admin, sock, dir)
@@ -598,7 +628,11 @@ func inheritListener(fd uintptr, name string) (*net.UnixListener, error) {
 
 // removeSocket removes the use socket sock, the admin socket beside it,
 // and dir, the temporary directory that held them ("" for -a's path).
+// sock "" is a socket the agent does not own (passed by systemd).
 func removeSocket(sock, dir string) {
+	if sock == "" {
+		return
+	}
 	os.Remove(sock)
 	os.Remove(agent.AdminPath(sock))
 	if dir != "" {
