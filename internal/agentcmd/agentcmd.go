@@ -120,8 +120,12 @@ func run(o *options, stderr io.Writer) int {
 	return start(o, os.Stdout, stderr)
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
-	o := &options{names: llmNames}
+// Flags returns llm-agent's flag set, the one parse uses, for the shell
+// completions of llm-agent-client: hidden flags stay hidden.
+func Flags() *pflag.FlagSet { return flagSet(&options{}, io.Discard) }
+
+// flagSet defines llm-agent's flags into o; usage goes to stderr.
+func flagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("llm-agent", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SetInterspersed(false)
@@ -157,6 +161,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	for _, n := range []string{"daemon-child", "parent-pid", "clean-dir", "ssh-name", "fingerprint-hash", "allowed-providers", "agent-option"} {
 		fs.MarkHidden(n)
 	}
+	return fs
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{names: llmNames}
+	fs := flagSet(o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
