@@ -15,10 +15,14 @@ function __llm_agent_complete
         case files dirs
             set -l prefix "$head[2]"
             set -l value (string sub -s (math (string length -- "$prefix") + 1) -- "$cur")
+            set -l found
             if test $head[1] = files
-                printf '%s%s\n' "$prefix" (__fish_complete_path "$value")
+                set found (__fish_complete_path "$value")
             else
-                printf '%s%s\n' "$prefix" (__fish_complete_directories "$value")
+                set found (__fish_complete_directories "$value")
+            end
+            for f in $found
+                printf '%s%s\n' "$prefix" "$f"
             end
         case command
             set -l at (math $head[2] + 2)
