@@ -23,12 +23,16 @@ import (
 // binary is llm-agent and llm-agent-client on PATH (TestMain), so a TAB
 // runs it as `llm-agent-client __complete`, and it serves as the agent.
 
-// needShell returns the path of shell, or skips: CI installs them all.
+// needShell returns the path of shell, or skips; under CI (CI=true, as
+// internal/lint) a missing shell fails: .ci/run installs them all.
 func needShell(t *testing.T, shell string) string {
 	t.Helper()
 	p, err := exec.LookPath(shell)
 	if err != nil {
-		t.Skipf("%s is not installed (apt-get install %s; CI has it)", shell, shell)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (.ci/run installs it)", shell)
+		}
+		t.Skipf("SKIPPED: %s is not installed; apt-get install %s", shell, shell)
 	}
 	return p
 }
