@@ -74,7 +74,7 @@ func commands() []command {
 		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard,
 			func(e *env) *pflag.FlagSet { return guardFlags(e, new(guardOptions)) }, completion.Operands{}, false},
 		{"completion", completionArgs, "print the shell completion script for llm-agent and llm-agent-client", runCompletion,
-			func(e *env) *pflag.FlagSet { return flagSet(e, "completion", completionArgs) }, completion.Operands{Values: completion.Shells()}, false},
+			completionFlags, completion.Operands{Values: completion.Shells()}, false},
 		{completeCommand, "PROGRAM WORD...", "complete a command line (the completion scripts' helper)", runComplete,
 			func(e *env) *pflag.FlagSet { return flagSet(e, completeCommand, "") }, completion.Operands{}, true},
 	}

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/llm-agent/llm-agent/internal/agentcmd"
 	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/internal/providers"
@@ -23,8 +25,11 @@ const completeCommand = "__complete"
 // asleep must not freeze the shell for LLM_AGENT_TIMEOUT.
 const completionTimeout = 2 * time.Second
 
+// completionFlags is completion's flag set: none but --help.
+func completionFlags(e *env) *pflag.FlagSet { return flagSet(e, "completion", completionArgs) }
+
 func runCompletion(e *env, args []string) error {
-	fs := flagSet(e, "completion", completionArgs)
+	fs := completionFlags(e)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -85,12 +90,7 @@ func agentNames(e *env) []completion.Candidate {
 		}
 		return e.getenv(k)
 	}
-	c, err := connect(&short)
-	if err != nil {
-		return nil
-	}
-	defer c.Close()
-	entries, err := c.List()
+	entries, err := listEntries(&short)
 	if err != nil {
 		return nil
 	}

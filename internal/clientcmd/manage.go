@@ -41,12 +41,7 @@ func runList(e *env, args []string) error {
 	if o.asJSON && o.names {
 		return errors.New("--json and --names are mutually exclusive")
 	}
-	c, err := connect(e)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	entries, err := c.List()
+	entries, err := listEntries(e)
 	if err != nil {
 		return err
 	}
@@ -61,6 +56,16 @@ func runList(e *env, args []string) error {
 		return &reported{errors.New("no credentials")}
 	}
 	return listTable(e.stdout, entries, time.Now())
+}
+
+// listEntries asks the agent for its credentials' entries.
+func listEntries(e *env) ([]protocol.Entry, error) {
+	c, err := connect(e)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.List()
 }
 
 // listNames prints one provider name a line. Names are checked by the
