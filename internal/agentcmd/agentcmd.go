@@ -20,8 +20,10 @@ import (
 
 	"github.com/llm-agent/llm-agent/agent"
 	"github.com/llm-agent/llm-agent/internal/child"
+	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/internal/service"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -151,6 +153,7 @@ func flagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&o.installService, "install-service", false, "write this system's units (systemd or launchd) into your directories and say how to enable them")
 	fs.BoolVar(&o.force, "force", false, "with --install-service: replace unit files that differ")
 	fs.StringVar(&o.serviceProgram, "service-program", "", "with --print-service or --install-service: the llm-agent `path` the units run (default: this executable)")
+	completion.SetValues(fs, "print-service", service.Kinds...)
 	fs.BoolVar(&o.child, "daemon-child", false, "")
 	fs.BoolVar(&o.sshName, "ssh-name", false, "")
 	fs.StringVar(&o.hash, "fingerprint-hash", "", "")

@@ -252,6 +252,8 @@ func TestCompletionBash(t *testing.T) {
 		{line: "llm-agent-client nope ", empty: true},
 		{line: "llm-agent -a no", want: []string{"notes.txt"}},
 		{line: "llm-agent -t ", empty: true},
+		{line: "llm-agent --print-service ", want: []string{"launchd", "systemd", "systemd-socket"}},
+		{line: "llm-agent --service-program no", want: []string{"notes.txt"}},
 		{line: "llm-agent -D bas", has: "bash"},
 	}
 	for _, tt := range tests {
