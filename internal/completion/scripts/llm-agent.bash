@@ -28,28 +28,29 @@ _llm_agent_complete() {
 
 	local text
 	text=$(command llm-agent-client __complete "${words[0]##*/}" "${words[@]:1}" 2>/dev/null) || return 0
-	local -a out
-	mapfile -t out <<<"$text"
+	COMPREPLY=()
+	_llm_agent_reply <<<"$text"
+	local -a out=("${COMPREPLY[@]}")
 	local head=${out[0]}
 	COMPREPLY=()
 	case ${head%%$'\t'*} in
 	files)
 		compopt -o filenames 2>/dev/null
-		mapfile -t COMPREPLY < <(compgen -f -- "$keep")
+		_llm_agent_reply < <(compgen -f -- "$keep")
 		;;
 	dirs)
 		compopt -o filenames 2>/dev/null
-		mapfile -t COMPREPLY < <(compgen -d -- "$keep")
+		_llm_agent_reply < <(compgen -d -- "$keep")
 		;;
 	command)
 		local at=$((${head#*$'\t'} + 1))
 		if declare -F _command_offset >/dev/null; then
 			_command_offset "${start[at]}"
 		elif ((at == n)); then
-			mapfile -t COMPREPLY < <(compgen -c -- "$keep")
+			_llm_agent_reply < <(compgen -c -- "$keep")
 		else
 			compopt -o filenames 2>/dev/null
-			mapfile -t COMPREPLY < <(compgen -f -- "$keep")
+			_llm_agent_reply < <(compgen -f -- "$keep")
 		fi
 		;;
 	*)
@@ -61,6 +62,15 @@ _llm_agent_complete() {
 		;;
 	esac
 	return 0
+}
+
+# _llm_agent_reply adds the lines of its input to COMPREPLY (macOS's bash
+# 3.2 has no mapfile).
+_llm_agent_reply() {
+	local line
+	while IFS= read -r line; do
+		COMPREPLY+=("$line")
+	done
 }
 
 complete -F _llm_agent_complete llm-agent-client
