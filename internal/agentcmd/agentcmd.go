@@ -20,8 +20,10 @@ import (
 
 	"github.com/llm-agent/llm-agent/agent"
 	"github.com/llm-agent/llm-agent/internal/child"
+	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/providers"
+	"github.com/llm-agent/llm-agent/internal/service"
 	"github.com/llm-agent/llm-agent/memsafe"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -120,8 +122,12 @@ func run(o *options, stderr io.Writer) int {
 	return start(o, os.Stdout, stderr)
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
-	o := &options{names: llmNames}
+// Flags returns llm-agent's flag set, the one parse uses, for the shell
+// completions of llm-agent-client: hidden flags stay hidden.
+func Flags() *pflag.FlagSet { return flagSet(&options{}, io.Discard) }
+
+// flagSet defines llm-agent's flags into o; usage goes to stderr.
+func flagSet(o *options, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("llm-agent", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SetInterspersed(false)
@@ -147,6 +153,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.installService, "install-service", false, "write this system's units (systemd or launchd) into your directories and say how to enable them")
 	fs.BoolVar(&o.force, "force", false, "with --install-service: replace unit files that differ")
 	fs.StringVar(&o.serviceProgram, "service-program", "", "with --print-service or --install-service: the llm-agent `path` the units run (default: this executable)")
+	completion.SetValues(fs, "print-service", service.Kinds...)
 	fs.BoolVar(&o.child, "daemon-child", false, "")
 	fs.BoolVar(&o.sshName, "ssh-name", false, "")
 	fs.StringVar(&o.hash, "fingerprint-hash", "", "")
@@ -157,6 +164,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	for _, n := range []string{"daemon-child", "parent-pid", "clean-dir", "ssh-name", "fingerprint-hash", "allowed-providers", "agent-option"} {
 		fs.MarkHidden(n)
 	}
+	return fs
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	o := &options{names: llmNames}
+	fs := flagSet(o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -3,5 +3,6 @@
 // daemonising, signal handling and process hardening around package agent;
 // and, through package service, the units that start it at login
 // (--print-service, --install-service) and the sockets systemd passes it.
-// cmd/llm-agent is a thin main over Main.
+// cmd/llm-agent is a thin main over Main; Flags hands its flag set to
+// llm-agent-client's shell completions.
 package agentcmd

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/llm-agent/llm-agent/internal/authfile"
@@ -82,13 +83,26 @@ func (c *constraintFlags) constraints() (protocol.Constraints, error) {
 	return out, nil
 }
 
-func runAdd(e *env, args []string) error {
+// addOptions are add's flags.
+type addOptions struct {
+	cf                     constraintFlags
+	asJSON                 bool
+	wellknown, fromCommand string
+}
+
+// addFlags defines add's flags into o.
+func addFlags(e *env, o *addOptions) *pflag.FlagSet {
 	fs := flagSet(e, "add", "[-c] [-t life] [-h host]... [--local-only] [--max-tokens-per-day N] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER")
-	var cf constraintFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "read an opencode auth.json entry ({\"type\":...}) from stdin instead of a bare secret")
-	wellknown := fs.String("wellknown", "", "add a wellknown credential whose variable is `NAME`; the token is the secret")
-	fromCommand := fs.String("from-command", "", "the agent runs `COMMAND` (sh -c, on the laptop) for the secret when a get needs it, and again after -t; stdin is not read")
+	o.cf.register(fs)
+	fs.BoolVar(&o.asJSON, "json", false, "read an opencode auth.json entry ({\"type\":...}) from stdin instead of a bare secret")
+	fs.StringVar(&o.wellknown, "wellknown", "", "add a wellknown credential whose variable is `NAME`; the token is the secret")
+	fs.StringVar(&o.fromCommand, "from-command", "", "the agent runs `COMMAND` (sh -c, on the laptop) for the secret when a get needs it, and again after -t; stdin is not read")
+	return fs
+}
+
+func runAdd(e *env, args []string) error {
+	var o addOptions
+	fs := addFlags(e, &o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,22 +113,22 @@ func runAdd(e *env, args []string) error {
 	if err := protocol.ValidName(provider); err != nil {
 		return err
 	}
-	if *asJSON && *wellknown != "" {
+	if o.asJSON && o.wellknown != "" {
 		return errors.New("--json and --wellknown are mutually exclusive")
 	}
-	if fs.Changed("from-command") && *asJSON {
+	if fs.Changed("from-command") && o.asJSON {
 		return errors.New("--json and --from-command are mutually exclusive (the command prints the secret alone)")
 	}
-	if fs.Changed("from-command") && strings.TrimSpace(*fromCommand) == "" {
+	if fs.Changed("from-command") && strings.TrimSpace(o.fromCommand) == "" {
 		return errors.New("--from-command: empty command")
 	}
-	if *wellknown != "" {
+	if o.wellknown != "" {
 		// exec would refuse it on the server; say so now.
-		if err := checkCredentialVar(*wellknown); err != nil {
+		if err := checkCredentialVar(o.wellknown); err != nil {
 			return fmt.Errorf("--wellknown: %w", err)
 		}
 	}
-	cons, err := cf.constraints()
+	cons, err := o.cf.constraints()
 	if err != nil {
 		return err
 	}
@@ -122,13 +136,13 @@ func runAdd(e *env, args []string) error {
 	switch {
 	case fs.Changed("from-command"):
 		// No secret here: the agent runs the command when a get needs it.
-		cons.Command = *fromCommand
+		cons.Command = o.fromCommand
 		cred = protocol.Credential{Provider: provider, Kind: protocol.KindAPI}
-		if *wellknown != "" {
+		if o.wellknown != "" {
 			cred = protocol.Credential{Provider: provider, Kind: protocol.KindWellKnown,
-				Fields: []protocol.Field{{Name: protocol.FieldKey, Value: []byte(*wellknown)}}}
+				Fields: []protocol.Field{{Name: protocol.FieldKey, Value: []byte(o.wellknown)}}}
 		}
-	case *asJSON:
+	case o.asJSON:
 		data, err := readSecret(e, "")
 		if err != nil {
 			return err
@@ -141,7 +155,7 @@ func runAdd(e *env, args []string) error {
 		cred = fromEntry(ent)
 	default:
 		what := "API key"
-		if *wellknown != "" {
+		if o.wellknown != "" {
 			what = "token"
 		}
 		secret, err := readSecret(e, fmt.Sprintf("Enter %s for %s: ", what, provider))
@@ -151,9 +165,9 @@ func runAdd(e *env, args []string) error {
 		if len(secret) == 0 {
 			return errors.New("empty secret")
 		}
-		if *wellknown != "" {
+		if o.wellknown != "" {
 			cred = protocol.Credential{Provider: provider, Kind: protocol.KindWellKnown, Fields: []protocol.Field{
-				{Name: protocol.FieldKey, Value: []byte(*wellknown)}, {Name: protocol.FieldToken, Value: secret}}}
+				{Name: protocol.FieldKey, Value: []byte(o.wellknown)}, {Name: protocol.FieldToken, Value: secret}}}
 		} else {
 			cred = protocol.Credential{Provider: provider, Kind: protocol.KindAPI, Fields: []protocol.Field{{Name: protocol.FieldKey, Value: secret}}}
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/internal/peercred"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -37,22 +38,45 @@ type command struct {
 	args    string
 	summary string
 	run     func(e *env, args []string) error
+	// flags builds the flag set run parses, for the shell completions.
+	flags func(e *env) *pflag.FlagSet
+	// operands say what the arguments after the flags are, for the same.
+	operands completion.Operands
+	hidden   bool // not in the usage nor offered
 }
 
 func commands() []command {
+	provider := completion.Operands{Kind: completion.Providers}
+	cmdLine := completion.Operands{Kind: completion.CommandLine}
 	return []command{
-		{"add", "[-c] [-t life] [-h host]... [--local-only] [--max-tokens-per-day N] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER", "add a credential; the secret is read from stdin or a prompt, or printed by COMMAND on the laptop", runAdd},
-		{"import", importArgs, "add the credentials of an opencode, Claude Code or Codex auth file, or Claude Code's macOS Keychain item", runImport},
-		{"list", "[--json]", "list credentials: provider, kind, lifetime, constraints", runList},
-		{"remove", "PROVIDER... | --all", "remove credentials", runRemove},
-		{"lock", "", "lock the agent with a passphrase", runLock},
-		{"unlock", "", "unlock the agent", runUnlock},
-		{"get", "[--format raw|json|opencode|header] PROVIDER", "print a credential for a tool", runGet},
-		{"exec", "[-p PROVIDER]... -- CMD [ARG...]", "run a command with credentials in the variables its tools read", runExec},
-		{"proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [-d] [-- CMD [ARG...]]", "serve an auth-injecting proxy (or, with --relay, one that sends requests through the laptop); run a command that holds only a dummy key", runProxy},
-		{"status", "", "say whether an agent is reachable, locked, use-only (forwarded or relayed)", runStatus},
-		{"usage", usageArgs, "sum the relayed requests and their tokens in the agent's audit log", runUsage},
-		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard},
+		{"add", "[-c] [-t life] [-h host]... [--local-only] [--max-tokens-per-day N] [--json | --wellknown NAME] [--from-command COMMAND] PROVIDER", "add a credential; the secret is read from stdin or a prompt, or printed by COMMAND on the laptop", runAdd,
+			func(e *env) *pflag.FlagSet { return addFlags(e, new(addOptions)) }, completion.Operands{Kind: completion.Known}, false},
+		{"import", importArgs, "add the credentials of an opencode, Claude Code or Codex auth file, or Claude Code's macOS Keychain item", runImport,
+			func(e *env) *pflag.FlagSet { return importFlags(e, new(importOptions)) }, completion.Operands{Kind: completion.Files}, false},
+		{"list", "[--json | --names]", "list credentials: provider, kind, lifetime, constraints", runList,
+			func(e *env) *pflag.FlagSet { return listFlags(e, new(listOptions)) }, completion.Operands{}, false},
+		{"remove", "PROVIDER... | --all", "remove credentials", runRemove,
+			func(e *env) *pflag.FlagSet { return removeFlags(e, new(bool)) }, completion.Operands{Kind: completion.Providers, Many: true}, false},
+		{"lock", "", "lock the agent with a passphrase", runLock,
+			func(e *env) *pflag.FlagSet { return flagSet(e, "lock", "") }, completion.Operands{}, false},
+		{"unlock", "", "unlock the agent", runUnlock,
+			func(e *env) *pflag.FlagSet { return flagSet(e, "unlock", "") }, completion.Operands{}, false},
+		{"get", "[--format raw|json|opencode|header] PROVIDER", "print a credential for a tool", runGet,
+			func(e *env) *pflag.FlagSet { return getFlags(e, new(string)) }, provider, false},
+		{"exec", "[-p PROVIDER]... -- CMD [ARG...]", "run a command with credentials in the variables its tools read", runExec,
+			func(e *env) *pflag.FlagSet { return execFlags(e, new([]string)) }, cmdLine, false},
+		{"proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [-d] [-- CMD [ARG...]]", "serve an auth-injecting proxy (or, with --relay, one that sends requests through the laptop); run a command that holds only a dummy key", runProxy,
+			func(e *env) *pflag.FlagSet { return proxyFlags(e, new(proxyFlagValues), protocol.DefaultTimeout) }, cmdLine, false},
+		{"status", "", "say whether an agent is reachable, locked, use-only (forwarded or relayed)", runStatus,
+			func(e *env) *pflag.FlagSet { return flagSet(e, "status", "") }, completion.Operands{}, false},
+		{"usage", usageArgs, "sum the relayed requests and their tokens in the agent's audit log", runUsage,
+			func(e *env) *pflag.FlagSet { return usageFlags(e, new(usageOptions)) }, completion.Operands{Kind: completion.Files, Many: true}, false},
+		{"guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE]", "on a shared server account: serve the forwarded agent to the owner's processes only", runGuard,
+			func(e *env) *pflag.FlagSet { return guardFlags(e, new(guardOptions)) }, completion.Operands{}, false},
+		{"completion", completionArgs, "print the shell completion script for llm-agent and llm-agent-client", runCompletion,
+			completionFlags, completion.Operands{Values: completion.Shells()}, false},
+		{completeCommand, "PROGRAM WORD...", "complete a command line (the completion scripts' helper)", runComplete,
+			func(e *env) *pflag.FlagSet { return flagSet(e, completeCommand, "") }, completion.Operands{}, true},
 	}
 }
 
@@ -60,7 +84,10 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: llm-agent-client COMMAND [options] [args]")
 	fmt.Fprintln(w, "commands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
+		if c.hidden {
+			continue
+		}
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "Run 'llm-agent-client COMMAND --help' for a command's options.")
 }

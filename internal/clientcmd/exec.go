@@ -9,7 +9,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/internal/peercred"
 	"github.com/llm-agent/llm-agent/internal/providers"
 	"github.com/llm-agent/llm-agent/internal/proxy"
@@ -27,13 +30,21 @@ func ownerNotConnected(err error) error {
 	return err
 }
 
+// execFlags defines exec's flags: -p's values go to provs.
+func execFlags(e *env, provs *[]string) *pflag.FlagSet {
+	fs := flagSet(e, "exec", "[-p PROVIDER]... -- CMD [ARG...]")
+	fs.StringArrayVarP(provs, "provider", "p", nil, "set the variables for `PROVIDER`'s credential (repeatable; default: every credential the agent lists)")
+	fs.SetInterspersed(false)
+	completion.SetKind(fs, "provider", completion.Providers)
+	return fs
+}
+
 // runExec runs a command with the credentials in the variables its tools
 // read. The command replaces this process (execve), so signals and the
 // exit status are its own.
 func runExec(e *env, args []string) error {
-	fs := flagSet(e, "exec", "[-p PROVIDER]... -- CMD [ARG...]")
-	provs := fs.StringArrayP("provider", "p", nil, "set the variables for `PROVIDER`'s credential (repeatable; default: every credential the agent lists)")
-	fs.SetInterspersed(false)
+	var provs []string
+	fs := execFlags(e, &provs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -50,7 +61,7 @@ func runExec(e *env, args []string) error {
 		return ownerNotConnected(err)
 	}
 	defer c.Close()
-	names, explicit := *provs, len(*provs) > 0
+	names, explicit := provs, len(provs) > 0
 	if !explicit {
 		entries, err := c.List()
 		if err != nil {

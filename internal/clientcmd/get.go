@@ -4,29 +4,41 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
-func runGet(e *env, args []string) error {
+// getFlags defines get's flags: --format's value goes to format.
+func getFlags(e *env, format *string) *pflag.FlagSet {
 	fs := flagSet(e, "get", "[--format raw|json|opencode|header] PROVIDER")
-	format := fs.StringP("format", "f", "raw", "output `format`: raw (the bare secret), json (the opencode auth.json entry), opencode ({provider: entry}), header (an HTTP header line)")
+	fs.StringVarP(format, "format", "f", "raw", "output `format`: raw (the bare secret), json (the opencode auth.json entry), opencode ({provider: entry}), header (an HTTP header line)")
+	completion.SetValues(fs, "format", getFormats()...)
+	return fs
+}
+
+// getFormats are get --format's values.
+func getFormats() []string { return []string{"raw", "json", "opencode", "header"} }
+
+func runGet(e *env, args []string) error {
+	var format string
+	fs := getFlags(e, &format)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
 		return errors.New("want exactly one PROVIDER")
 	}
-	switch *format {
-	case "raw", "json", "opencode", "header":
-	default:
-		return fmt.Errorf("unknown format %q (want raw, json, opencode or header)", *format)
+	if !slices.Contains(getFormats(), format) {
+		return fmt.Errorf("unknown format %q (want raw, json, opencode or header)", format)
 	}
 	provider := fs.Arg(0)
 	c, err := connect(e)
@@ -39,7 +51,7 @@ func runGet(e *env, args []string) error {
 		return err
 	}
 	defer cred.Wipe()
-	out, err := render(cred, *format)
+	out, err := render(cred, format)
 	if err != nil {
 		return err
 	}

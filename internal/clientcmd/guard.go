@@ -10,58 +10,77 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/guard"
 )
 
-func runGuard(e *env, args []string) (err error) {
+// guardOptions are guard's flags.
+type guardOptions struct {
+	csh, sh, fg  bool
+	allow        []string
+	logFile, dir string
+	keep, child  bool
+	upstream     string
+	leader       int
+}
+
+// guardFlags defines guard's flags into o.
+func guardFlags(e *env, o *guardOptions) *pflag.FlagSet {
 	fs := flagSet(e, "guard", "[-c | -s] [-D] [--allow-exe PATH]... [--log FILE] [--dir DIR] [--keep-forwarded-socket]")
-	csh := fs.BoolP("csh", "c", false, "print C-shell commands")
-	sh := fs.BoolP("sh", "s", false, "print Bourne shell commands")
-	fg := fs.BoolP("foreground", "D", false, "stay in the foreground")
-	allow := fs.StringArray("allow-exe", nil, "also serve processes running `PATH`, whatever their login (repeatable)")
-	logFile := fs.String("log", "", "append refusals and events to `file` (default DIR/guard.log)")
-	dir := fs.String("dir", "", "base `directory` of the stable sockets (default $XDG_RUNTIME_DIR/llm-agent, else ~/.llm-agent)")
-	keep := fs.Bool("keep-forwarded-socket", false, "leave the forwarded socket's path in place (other processes of the account can then use it)")
-	child := fs.Bool("daemon-child", false, "")
-	upstreamFlag := fs.String("upstream", "", "")
-	leader := fs.Int("login-leader", 0, "")
+	fs.BoolVarP(&o.csh, "csh", "c", false, "print C-shell commands")
+	fs.BoolVarP(&o.sh, "sh", "s", false, "print Bourne shell commands")
+	fs.BoolVarP(&o.fg, "foreground", "D", false, "stay in the foreground")
+	fs.StringArrayVar(&o.allow, "allow-exe", nil, "also serve processes running `PATH`, whatever their login (repeatable)")
+	fs.StringVar(&o.logFile, "log", "", "append refusals and events to `file` (default DIR/guard.log)")
+	fs.StringVar(&o.dir, "dir", "", "base `directory` of the stable sockets (default $XDG_RUNTIME_DIR/llm-agent, else ~/.llm-agent)")
+	fs.BoolVar(&o.keep, "keep-forwarded-socket", false, "leave the forwarded socket's path in place (other processes of the account can then use it)")
+	fs.BoolVar(&o.child, "daemon-child", false, "")
+	fs.StringVar(&o.upstream, "upstream", "", "")
+	fs.IntVar(&o.leader, "login-leader", 0, "")
 	fs.MarkHidden("daemon-child")
 	fs.MarkHidden("upstream")
 	fs.MarkHidden("login-leader")
+	return fs
+}
+
+func runGuard(e *env, args []string) (err error) {
+	var o guardOptions
+	fs := guardFlags(e, &o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *csh && *sh {
+	if o.csh && o.sh {
 		return errors.New("-c and -s are mutually exclusive")
 	}
 	if fs.NArg() != 0 {
 		return errors.New("guard takes no arguments")
 	}
-	if *dir == "" {
+	if o.dir == "" {
 		if x := e.getenv("XDG_RUNTIME_DIR"); x != "" {
-			*dir = filepath.Join(x, "llm-agent")
+			o.dir = filepath.Join(x, "llm-agent")
 		} else if home, err := os.UserHomeDir(); err == nil {
-			*dir = filepath.Join(home, ".llm-agent")
+			o.dir = filepath.Join(home, ".llm-agent")
 		} else {
 			return errors.New("no $XDG_RUNTIME_DIR or home directory for the guard's socket; use --dir")
 		}
 	}
-	if *logFile == "" {
-		*logFile = filepath.Join(*dir, "guard.log")
+	if o.logFile == "" {
+		o.logFile = filepath.Join(o.dir, "guard.log")
 	}
 	timeout, err := agentTimeout(e)
 	if err != nil {
 		return err
 	}
-	cfg := guard.Config{Dir: *dir, AllowExe: *allow, KeepUpstream: *keep, Timeout: timeout}
+	cfg := guard.Config{Dir: o.dir, AllowExe: o.allow, KeepUpstream: o.keep, Timeout: timeout}
 
-	if *child {
-		cfg.Upstream, cfg.Leader = *upstreamFlag, *leader
-		return guardChild(cfg, *logFile)
+	if o.child {
+		cfg.Upstream, cfg.Leader = o.upstream, o.leader
+		return guardChild(cfg, o.logFile)
 	}
 
-	upstream, viaSSH, err := guardUpstream(e, *dir)
+	upstream, viaSSH, err := guardUpstream(e, o.dir)
 	if errors.Is(err, errNothingToGuard) {
 		// A plain ssh-agent was forwarded: it holds no LLM credentials,
 		// and the profile snippet must leave it alone.
@@ -75,13 +94,13 @@ func runGuard(e *env, args []string) (err error) {
 	// Fail closed: a guard that cannot start takes the forwarded socket
 	// out of reach, so that no login goes on with it unguarded.
 	defer func() {
-		if err != nil && !*keep {
+		if err != nil && !o.keep {
 			os.Remove(upstream)
 		}
 	}()
-	cshStyle := *csh || (!*sh && strings.HasSuffix(e.getenv("SHELL"), "csh"))
-	if *fg {
-		logw, err := openGuardLog(*logFile, *dir)
+	cshStyle := o.csh || (!o.sh && strings.HasSuffix(e.getenv("SHELL"), "csh"))
+	if o.fg {
+		logw, err := openGuardLog(o.logFile, o.dir)
 		if err != nil {
 			return err
 		}

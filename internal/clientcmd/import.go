@@ -10,7 +10,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/llm-agent/llm-agent/internal/authfile"
+	"github.com/llm-agent/llm-agent/internal/completion"
 	"github.com/llm-agent/llm-agent/internal/keychain"
 	"github.com/llm-agent/llm-agent/protocol"
 )
@@ -31,32 +34,47 @@ type importSource struct {
 	item    *protocol.KeychainItem // the Keychain item; nil for a file
 }
 
-func runImport(e *env, args []string) error {
+// importOptions are import's flags.
+type importOptions struct {
+	cf                      constraintFlags
+	providers               []string
+	writeBack, fromKeychain bool
+	service                 string
+}
+
+// importFlags defines import's flags into o.
+func importFlags(e *env, o *importOptions) *pflag.FlagSet {
 	fset := flagSet(e, "import", importArgs)
-	var cf constraintFlags
-	cf.register(fset)
-	providers := fset.StringArray("provider", nil, "import only `P` (repeatable)")
-	writeBack := fset.Bool("write-back", false, "when the agent refreshes an OAuth login and gets a new refresh token, write it back to FILE (or the Keychain item)")
-	fromKeychain := fset.Bool("keychain", false, "read Claude Code's login from the macOS Keychain instead of a FILE")
-	service := fset.String("keychain-service", "", "the Keychain item's service `NAME` (implies --keychain; default: Claude Code's, from CLAUDE_CONFIG_DIR)")
+	o.cf.register(fset)
+	fset.StringArrayVar(&o.providers, "provider", nil, "import only `P` (repeatable)")
+	fset.BoolVar(&o.writeBack, "write-back", false, "when the agent refreshes an OAuth login and gets a new refresh token, write it back to FILE (or the Keychain item)")
+	fset.BoolVar(&o.fromKeychain, "keychain", false, "read Claude Code's login from the macOS Keychain instead of a FILE")
+	fset.StringVar(&o.service, "keychain-service", "", "the Keychain item's service `NAME` (implies --keychain; default: Claude Code's, from CLAUDE_CONFIG_DIR)")
+	completion.SetKind(fset, "provider", completion.Known)
+	return fset
+}
+
+func runImport(e *env, args []string) error {
+	var o importOptions
+	fset := importFlags(e, &o)
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
-	*fromKeychain = *fromKeychain || *service != ""
-	cons, err := cf.constraints()
+	o.fromKeychain = o.fromKeychain || o.service != ""
+	cons, err := o.cf.constraints()
 	if err != nil {
 		return err
 	}
 	var src *importSource
 	switch {
-	case *fromKeychain && fset.NArg() != 0:
+	case o.fromKeychain && fset.NArg() != 0:
 		return errors.New("--keychain reads Claude Code's login from the macOS Keychain: give no FILE")
-	case *fromKeychain:
-		src, err = keychainSource(e, *service, *writeBack)
+	case o.fromKeychain:
+		src, err = keychainSource(e, o.service, o.writeBack)
 	case fset.NArg() != 1:
 		return errors.New("want exactly one FILE (opencode auth.json, ~/.claude/.credentials.json or ~/.codex/auth.json), or --keychain")
 	default:
-		src, err = fileSource(e, fset.Arg(0), *writeBack)
+		src, err = fileSource(e, fset.Arg(0), o.writeBack)
 	}
 	if err != nil {
 		return err
@@ -67,7 +85,7 @@ func runImport(e *env, args []string) error {
 			entries[i].Wipe()
 		}
 	}()
-	entries, err = authfile.Filter(entries, *providers)
+	entries, err = authfile.Filter(entries, o.providers)
 	if err != nil {
 		return err
 	}
@@ -98,7 +116,7 @@ func runImport(e *env, args []string) error {
 		}
 	}
 	var wb *protocol.WriteBack
-	if *writeBack && src.file != "" {
+	if o.writeBack && src.file != "" {
 		abs, err := filepath.Abs(src.file)
 		if err != nil {
 			return err
@@ -108,7 +126,7 @@ func runImport(e *env, args []string) error {
 	var added []string
 	for i := range creds {
 		cons := cons
-		if creds[i].Kind == protocol.KindOAuth && *writeBack { // nothing to rotate in the others
+		if creds[i].Kind == protocol.KindOAuth && o.writeBack { // nothing to rotate in the others
 			cons.WriteBack = wb
 			cons.Keychain = src.item
 		}
@@ -124,7 +142,7 @@ func runImport(e *env, args []string) error {
 	}
 	for i, p := range added {
 		more := ""
-		if *writeBack && creds[i].Kind == protocol.KindOAuth {
+		if o.writeBack && creds[i].Kind == protocol.KindOAuth {
 			more = ", rotated tokens written back"
 		}
 		fmt.Fprintf(e.stderr, "Credential added: %s (from %s%s)%s\n", p, src.from, more, describeConstraints(cons))

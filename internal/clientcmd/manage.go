@@ -10,37 +10,76 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/llm-agent/llm-agent/protocol"
 )
 
+// listOptions are list's flags.
+type listOptions struct {
+	asJSON, names bool
+}
+
+// listFlags defines list's flags into o.
+func listFlags(e *env, o *listOptions) *pflag.FlagSet {
+	fs := flagSet(e, "list", "[--json | --names]")
+	fs.BoolVar(&o.asJSON, "json", false, "print a JSON array")
+	fs.BoolVar(&o.names, "names", false, "print only the providers' names, one a line (nothing when the agent holds none), for scripts and shell completion")
+	return fs
+}
+
 func runList(e *env, args []string) error {
-	fs := flagSet(e, "list", "[--json]")
-	asJSON := fs.Bool("json", false, "print a JSON array")
+	var o listOptions
+	fs := listFlags(e, &o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
 		return errors.New("list takes no arguments")
 	}
-	c, err := connect(e)
+	if o.asJSON && o.names {
+		return errors.New("--json and --names are mutually exclusive")
+	}
+	entries, err := listEntries(e)
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	entries, err := c.List()
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+	if o.asJSON {
 		return listJSON(e.stdout, entries)
+	}
+	if o.names {
+		return listNames(e.stdout, entries)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintln(e.stdout, "The agent holds no credentials.")
 		return &reported{errors.New("no credentials")}
 	}
 	return listTable(e.stdout, entries, time.Now())
+}
+
+// listEntries asks the agent for its credentials' entries.
+func listEntries(e *env) ([]protocol.Entry, error) {
+	c, err := connect(e)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.List()
+}
+
+// listNames prints one provider name a line. Names are checked by the
+// agent (protocol.ValidName); a line with anything else is left out, so
+// that a script or a shell never reads a control character.
+func listNames(w io.Writer, entries []protocol.Entry) error {
+	var b strings.Builder
+	for _, x := range entries {
+		if protocol.ValidName(x.Provider) == nil {
+			b.WriteString(x.Provider + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // listJSON prints entries as list --json does: an array, empty when the
@@ -149,13 +188,20 @@ func left(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-func runRemove(e *env, args []string) error {
+// removeFlags defines remove's flags: --all goes to all.
+func removeFlags(e *env, all *bool) *pflag.FlagSet {
 	fs := flagSet(e, "remove", "PROVIDER... | --all")
-	all := fs.BoolP("all", "a", false, "remove every credential")
+	fs.BoolVarP(all, "all", "a", false, "remove every credential")
+	return fs
+}
+
+func runRemove(e *env, args []string) error {
+	var all bool
+	fs := removeFlags(e, &all)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *all == (fs.NArg() > 0) {
+	if all == (fs.NArg() > 0) {
 		return errors.New("name the PROVIDERs to remove, or --all")
 	}
 	c, err := connect(e)
@@ -163,7 +209,7 @@ func runRemove(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	if *all {
+	if all {
 		n, err := c.RemoveAll()
 		if err != nil {
 			return err
@@ -196,7 +242,7 @@ func lockCmd(e *env, args []string, lock bool) error {
 	if lock {
 		name = "lock"
 	}
-	fs := flagSet(e, name, "")
+	fs := flagSet(e, name, "") // lock and unlock have no flags
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -286,7 +332,7 @@ func readPassphrase(e *env, confirm bool) ([]byte, error) {
 }
 
 func runStatus(e *env, args []string) error {
-	fs := flagSet(e, "status", "")
+	fs := flagSet(e, "status", "") // no flags
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

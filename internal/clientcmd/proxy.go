@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/llm-agent/llm-agent/internal/child"
 	"github.com/llm-agent/llm-agent/internal/proxy"
 	"github.com/llm-agent/llm-agent/memsafe"
@@ -99,28 +101,44 @@ func runProxy(e *env, args []string) error {
 	return proxyTool(e, o, p, sv, vars, socket, noGuard, &toolPID)
 }
 
+// proxyFlagValues are proxy's flags, as given.
+type proxyFlagValues struct {
+	listen, serve string
+	ups           []string
+	relay, debug  bool
+	timeout       time.Duration
+}
+
+// proxyFlags defines proxy's flags into f; defTimeout is --timeout's
+// default.
+func proxyFlags(e *env, f *proxyFlagValues, defTimeout time.Duration) *pflag.FlagSet {
+	fs := flagSet(e, "proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
+	fs.StringArrayVar(&f.ups, "upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
+	fs.BoolVar(&f.relay, "relay", false, "send each request through the agent, which adds the credential and calls the provider on the laptop: no credential reaches this machine")
+	fs.BoolVarP(&f.debug, "debug", "d", false, "log each request on stderr (never a credential or key)")
+	fs.DurationVar(&f.timeout, "timeout", defTimeout, "answer 503 when the agent does not answer within `DURATION` (default LLM_AGENT_TIMEOUT, else 30s)")
+	fs.StringVar(&f.serve, "serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
+	fs.SetInterspersed(false)
+	return fs
+}
+
 // parseProxy reads proxy's flags and checks them, and finds the tool.
 func parseProxy(e *env, args []string) (*proxyOptions, error) {
-	fs := flagSet(e, "proxy", "[--listen ADDR] [--relay | --upstream PROVIDER=URL...] [--serve FRONT=API] [-d] [-- CMD [ARG...]]")
-	listen := fs.String("listen", "127.0.0.1:0", "listen on the loopback `ADDR` (port 0: a random one)")
-	ups := fs.StringArray("upstream", nil, "send `PROVIDER=URL`'s requests to URL, a gateway or a test server (https, or http to loopback; repeatable)")
-	relayFlag := fs.Bool("relay", false, "send each request through the agent, which adds the credential and calls the provider on the laptop: no credential reaches this machine")
-	debug := fs.BoolP("debug", "d", false, "log each request on stderr (never a credential or key)")
 	defTimeout, err := agentTimeout(e)
 	if err != nil {
 		return nil, err
 	}
-	timeout := fs.Duration("timeout", defTimeout, "answer 503 when the agent does not answer within `DURATION` (default LLM_AGENT_TIMEOUT, else 30s)")
-	serve := fs.String("serve", "", "let only the owner reach the HTTP API the tool serves on `FRONT=API`: FRONT a socket path (for ssh -L PORT:PATH) or a loopback address, API the tool's loopback address (opencode serve --port)")
-	fs.SetInterspersed(false)
+	var f proxyFlagValues
+	fs := proxyFlags(e, &f, defTimeout)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &proxyOptions{listen: *listen, debug: *debug, timeout: *timeout, serve: *serve, argv: fs.Args(), upstreams: map[string]string{}, relay: *relayFlag}
+	o := &proxyOptions{listen: f.listen, debug: f.debug, timeout: f.timeout, serve: f.serve, argv: fs.Args(), upstreams: map[string]string{}, relay: f.relay}
 	if err := checkLoopback(o.listen); err != nil {
 		return nil, err
 	}
-	for _, u := range *ups {
+	for _, u := range f.ups {
 		name, raw, ok := strings.Cut(u, "=")
 		if !ok || name == "" || raw == "" {
 			return nil, fmt.Errorf("--upstream %q: want PROVIDER=URL", u)

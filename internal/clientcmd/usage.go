@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/spf13/pflag"
+
 	usagelog "github.com/llm-agent/llm-agent/internal/usage"
 )
 
@@ -19,19 +21,32 @@ const usageArgs = "[--json] [--since YYYY-MM-DD] FILE..."
 
 // runUsage sums the relayed requests and their tokens in audit logs, by
 // day (local time), provider and host. It reads files only: no agent.
-func runUsage(e *env, args []string) error {
+// usageOptions are usage's flags.
+type usageOptions struct {
+	asJSON bool
+	since  string
+}
+
+// usageFlags defines usage's flags into o.
+func usageFlags(e *env, o *usageOptions) *pflag.FlagSet {
 	fs := flagSet(e, "usage", usageArgs)
-	asJSON := fs.Bool("json", false, "print a JSON array")
-	since := fs.String("since", "", "count only the days from `YYYY-MM-DD` on (local time)")
+	fs.BoolVar(&o.asJSON, "json", false, "print a JSON array")
+	fs.StringVar(&o.since, "since", "", "count only the days from `YYYY-MM-DD` on (local time)")
+	return fs
+}
+
+func runUsage(e *env, args []string) error {
+	var o usageOptions
+	fs := usageFlags(e, &o)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
 		return errors.New("name the agent's audit log (llm-agent --audit-log FILE)")
 	}
-	if *since != "" {
-		if _, err := time.Parse(time.DateOnly, *since); err != nil {
-			return fmt.Errorf("--since %q: want a day as YYYY-MM-DD", *since)
+	if o.since != "" {
+		if _, err := time.Parse(time.DateOnly, o.since); err != nil {
+			return fmt.Errorf("--since %q: want a day as YYYY-MM-DD", o.since)
 		}
 	}
 	s := usagelog.NewSummary(time.Local)
@@ -40,9 +55,9 @@ func runUsage(e *env, args []string) error {
 			return err
 		}
 	}
-	rows := slices.DeleteFunc(s.Rows(), func(r usagelog.Row) bool { return r.Day < *since })
+	rows := slices.DeleteFunc(s.Rows(), func(r usagelog.Row) bool { return r.Day < o.since })
 	var err error
-	if *asJSON {
+	if o.asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
 		err = enc.Encode(rows)
