@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// wantFiles is what every package installs: path -> "ls -l"-style mode.
+func wantFiles(gen []generated) map[string]string {
+	m := map[string]string{}
+	for _, c := range commands {
+		m[binPrefix+c] = "-rwxr-xr-x"
+		m[manDir+c+".1.gz"] = "-rw-r--r--"
+	}
+	for _, g := range gen {
+		for _, d := range g.dsts {
+			m[d] = "-rw-r--r--"
+		}
+	}
+	return m
+}
+
+func sortedKeys(m map[string]string) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func debPath(dir, goarch string) string {
+	return filepath.Join(dir, "llm-agent_"+testVersion+"-1_"+goarch+".deb")
+}
+
+func rpmPath(dir, goarch string) string {
+	return filepath.Join(dir, "llm-agent-"+testVersion+"-1."+map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goarch]+".rpm")
+}
+
+func output(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "TZ=UTC", "LC_ALL=C")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr)
+	}
+	return string(out)
+}
+
+// TestDebContents lists each .deb with dpkg-deb -c: exactly the expected
+// files, owned by root, with their modes and the release's file time, and
+// the control fields.
+func TestDebContents(t *testing.T) {
+	dir := release(t)
+	needTool(t, "dpkg-deb", "dpkg")
+	want := wantFiles(shared.present)
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			deb := debPath(dir, arch)
+			got := map[string]string{}
+			for _, line := range strings.Split(strings.TrimSpace(output(t, "dpkg-deb", "-c", deb)), "\n") {
+				f := strings.Fields(line)
+				if len(f) != 6 {
+					t.Fatalf("dpkg-deb -c line %q", line)
+				}
+				mode, owner, day, clock, name := f[0], f[1], f[3], f[4], strings.TrimPrefix(f[5], ".")
+				if owner != "root/root" {
+					t.Errorf("%s owned by %s", name, owner)
+				}
+				if day+" "+clock != testTime.Format("2006-01-02 15:04") {
+					t.Errorf("%s has time %s %s, want the release's %v", name, day, clock, testTime)
+				}
+				if mode[0] == 'd' {
+					continue
+				}
+				got[name] = mode
+			}
+			for _, p := range sortedKeys(want) {
+				if got[p] != want[p] {
+					t.Errorf("%s: mode %q, want %q", p, got[p], want[p])
+				}
+			}
+			for _, p := range sortedKeys(got) {
+				if _, ok := want[p]; !ok {
+					t.Errorf("unexpected file %s", p)
+				}
+			}
+			for field, w := range map[string]string{"Package": "llm-agent", "Version": testVersion + "-1", "Architecture": arch} {
+				if v := strings.TrimSpace(output(t, "dpkg-deb", "-f", deb, field)); v != w {
+					t.Errorf("control field %s = %q, want %q", field, v, w)
+				}
+			}
+		})
+	}
+}
+
+// TestPackagedBytes unpacks each .deb (dpkg-deb -x, no root needed) and
+// compares what it installs with its sources: the binaries of the
+// release, the man pages, and what the host's binaries print.
+func TestPackagedBytes(t *testing.T) {
+	dir := release(t)
+	needTool(t, "dpkg-deb", "dpkg")
+	hostBin := filepath.Join(dir, binDir(testVersion, target{runtime.GOOS, runtime.GOARCH}))
+	for _, arch := range []string{"amd64", "arm64"} {
+		root := t.TempDir()
+		output(t, "dpkg-deb", "-x", debPath(dir, arch), root)
+		read := func(t *testing.T, p string) []byte {
+			t.Helper()
+			b, err := os.ReadFile(filepath.Join(root, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		}
+		for _, c := range commands {
+			t.Run(arch+"/"+c, func(t *testing.T) {
+				bin, err := os.ReadFile(filepath.Join(dir, binDir(testVersion, target{"linux", arch}), c))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(read(t, binPrefix+c), bin) {
+					t.Errorf("%s%s is not the release's linux/%s binary", binPrefix, c, arch)
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(read(t, manDir+c+".1.gz")))
+				if err != nil {
+					t.Fatal(err)
+				}
+				page, err := io.ReadAll(zr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				src, err := os.ReadFile(filepath.Join(rootDir, "man", c+".1"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(page, src) {
+					t.Errorf("%s%s.1.gz is not man/%s.1", manDir, c, c)
+				}
+			})
+		}
+		for _, g := range allGenerated {
+			t.Run(arch+"/"+strings.Join(g.args, "_"), func(t *testing.T) {
+				skipIfMissing(t, g)
+				cmd := exec.Command(filepath.Join(hostBin, g.cmd), g.args...)
+				printed, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("%s: %v", g.argv(), err)
+				}
+				for _, d := range g.dsts {
+					if !bytes.Equal(read(t, d), printed) {
+						t.Errorf("%s is not what %s prints", d, g.argv())
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRPMContents lists each .rpm with rpm -qp: the same files and modes as
+// the .deb, and its architecture.
+func TestRPMContents(t *testing.T) {
+	dir := release(t)
+	needTool(t, "rpm", "rpm")
+	want := wantFiles(shared.present)
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			p := rpmPath(dir, arch)
+			got := map[string]string{}
+			list := output(t, "rpm", "-qp", "--qf", `[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]`, p)
+			for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+				f := strings.Fields(line)
+				if len(f) != 3 {
+					t.Fatalf("rpm -qp line %q", line)
+				}
+				if f[1] != "root:root" {
+					t.Errorf("%s owned by %s", f[2], f[1])
+				}
+				if f[0][0] != 'd' {
+					got[f[2]] = f[0]
+				}
+			}
+			if g, w := strings.Join(sortedKeys(got), " "), strings.Join(sortedKeys(want), " "); g != w {
+				t.Errorf("rpm files\n%s\nwant\n%s", g, w)
+			}
+			for _, k := range sortedKeys(want) {
+				if got[k] != want[k] {
+					t.Errorf("%s: mode %q, want %q", k, got[k], want[k])
+				}
+			}
+			// rpm -qlp is what a user would run; it must list them too.
+			ql := output(t, "rpm", "-qlp", p)
+			for _, k := range sortedKeys(want) {
+				if !strings.Contains(ql, k+"\n") {
+					t.Errorf("rpm -qlp does not list %s:\n%s", k, ql)
+				}
+			}
+			wantArch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[arch]
+			if a := output(t, "rpm", "-qp", "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}", p); a != "llm-agent "+testVersion+" 1 "+wantArch {
+				t.Errorf("rpm header: %q", a)
+			}
+		})
+	}
+}
