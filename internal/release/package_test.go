@@ -142,7 +142,7 @@ func TestPackagedBytes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				src, err := os.ReadFile(filepath.Join(rootDir, "man", c+".1"))
+				src, err := os.ReadFile(filepath.Join(repo, "man", c+".1"))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -34,7 +34,16 @@ var shared struct {
 	err     error
 }
 
+// repo is the repository's absolute path: TestReproducible changes the
+// working directory.
+var repo string
+
 func TestMain(m *testing.M) {
+	var err error
+	if repo, err = filepath.Abs(rootDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if shared.dir != "" {
 		os.RemoveAll(filepath.Dir(shared.dir))
@@ -68,11 +77,7 @@ func release(t *testing.T) string {
 }
 
 func buildInto(dir string, gen []generated) error {
-	root, err := filepath.Abs(rootDir)
-	if err != nil {
-		return err
-	}
-	return Build(context.Background(), Options{Root: root, Out: dir, Version: testVersion,
+	return Build(context.Background(), Options{Root: repo, Out: dir, Version: testVersion,
 		Time: testTime, Maintainer: defaultMaintainer, Generated: gen})
 }
 
@@ -89,7 +94,7 @@ func probeGenerated(t *testing.T) (present, missing []generated, err error) {
 	}
 	defer os.RemoveAll(dir)
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/llm-agent", "./cmd/llm-agent-client")
-	cmd.Dir = rootDir
+	cmd.Dir = repo
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
