@@ -6,10 +6,13 @@
 //
 //	llm-agent_VERSION_GOOS_GOARCH/{llm-agent,llm-agent-client}
 //	    for linux/amd64, linux/arm64, darwin/amd64 and darwin/arm64
-//	llm-agent_DEBVERSION_{amd64,arm64}.deb
-//	llm-agent-RPMVERSION.{x86_64,aarch64}.rpm
+//	llm-agent_PKGVERSION-1_{amd64,arm64}.deb
+//	llm-agent-PKGVERSION-1.{x86_64,aarch64}.rpm
 //	install-client.sh   copies the right linux client to a server over ssh
 //	SHA256SUMS          of all of the above, in sha256sum -c form
+//
+// PKGVERSION is VERSION with "~" before a pre-release part, so that dpkg
+// and rpm sort it before the release.
 //
 // The binaries are static (CGO_ENABLED=0) and reproducible: -trimpath,
 // -buildvcs=false, -ldflags "-s -w -buildid=", and GOAMD64, GOARM64 and

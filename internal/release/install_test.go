@@ -241,3 +241,21 @@ func clientEnv() []string {
 	}
 	return env
 }
+
+// TestInstallClientUsage: without a host the script says how to call it
+// and exits 2, as ssh does, without running ssh.
+func TestInstallClientUsage(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "install-client.sh")
+	if err := os.WriteFile(script, []byte(installScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", script)
+	cmd.Env = []string{"PATH=" + t.TempDir()} // no ssh to run
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Fatalf("want exit 2, got %v:\n%s", err, out)
+	}
+	if string(out) != "usage: sh install-client.sh [ssh options] HOST\n" {
+		t.Errorf("got %q", out)
+	}
+}

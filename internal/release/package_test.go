@@ -37,6 +37,22 @@ func sortedKeys(m map[string]string) []string {
 	return ks
 }
 
+// compareFiles reports files of want missing from got or with another
+// mode, and files in got that want does not have.
+func compareFiles(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for _, p := range sortedKeys(want) {
+		if got[p] != want[p] {
+			t.Errorf("%s: mode %q, want %q", p, got[p], want[p])
+		}
+	}
+	for _, p := range sortedKeys(got) {
+		if _, ok := want[p]; !ok {
+			t.Errorf("unexpected file %s", p)
+		}
+	}
+}
+
 func debPath(dir, goarch string) string {
 	return filepath.Join(dir, "llm-agent_"+testVersion+"-1_"+goarch+".deb")
 }
@@ -58,53 +74,6 @@ func output(t *testing.T, name string, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr)
 	}
 	return string(out)
-}
-
-// TestDebContents lists each .deb with dpkg-deb -c: exactly the expected
-// files, owned by root, with their modes and the release's file time, and
-// the control fields.
-func TestDebContents(t *testing.T) {
-	dir := release(t)
-	needTool(t, "dpkg-deb", "dpkg")
-	want := wantFiles(shared.present)
-	for _, arch := range []string{"amd64", "arm64"} {
-		t.Run(arch, func(t *testing.T) {
-			deb := debPath(dir, arch)
-			got := map[string]string{}
-			for _, line := range strings.Split(strings.TrimSpace(output(t, "dpkg-deb", "-c", deb)), "\n") {
-				f := strings.Fields(line)
-				if len(f) != 6 {
-					t.Fatalf("dpkg-deb -c line %q", line)
-				}
-				mode, owner, day, clock, name := f[0], f[1], f[3], f[4], strings.TrimPrefix(f[5], ".")
-				if owner != "root/root" {
-					t.Errorf("%s owned by %s", name, owner)
-				}
-				if day+" "+clock != testTime.Format("2006-01-02 15:04") {
-					t.Errorf("%s has time %s %s, want the release's %v", name, day, clock, testTime)
-				}
-				if mode[0] == 'd' {
-					continue
-				}
-				got[name] = mode
-			}
-			for _, p := range sortedKeys(want) {
-				if got[p] != want[p] {
-					t.Errorf("%s: mode %q, want %q", p, got[p], want[p])
-				}
-			}
-			for _, p := range sortedKeys(got) {
-				if _, ok := want[p]; !ok {
-					t.Errorf("unexpected file %s", p)
-				}
-			}
-			for field, w := range map[string]string{"Package": "llm-agent", "Version": testVersion + "-1", "Architecture": arch} {
-				if v := strings.TrimSpace(output(t, "dpkg-deb", "-f", deb, field)); v != w {
-					t.Errorf("control field %s = %q, want %q", field, v, w)
-				}
-			}
-		})
-	}
 }
 
 // TestPackagedBytes unpacks each .deb (dpkg-deb -x, no root needed) and
@@ -169,48 +138,93 @@ func TestPackagedBytes(t *testing.T) {
 	}
 }
 
-// TestRPMContents lists each .rpm with rpm -qp: the same files and modes as
-// the .deb, and its architecture.
-func TestRPMContents(t *testing.T) {
+// TestPackageContents lists each package with its own tool (dpkg-deb -c,
+// rpm -qp): exactly the expected files, owned by root, with their modes,
+// and the package's name, version and architecture.
+func TestPackageContents(t *testing.T) {
 	dir := release(t)
-	needTool(t, "rpm", "rpm")
 	want := wantFiles(shared.present)
-	for _, arch := range []string{"amd64", "arm64"} {
-		t.Run(arch, func(t *testing.T) {
-			p := rpmPath(dir, arch)
-			got := map[string]string{}
-			list := output(t, "rpm", "-qp", "--qf", `[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]`, p)
-			for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
-				f := strings.Fields(line)
-				if len(f) != 3 {
-					t.Fatalf("rpm -qp line %q", line)
-				}
-				if f[1] != "root:root" {
-					t.Errorf("%s owned by %s", f[2], f[1])
-				}
-				if f[0][0] != 'd' {
-					got[f[2]] = f[0]
-				}
-			}
-			if g, w := strings.Join(sortedKeys(got), " "), strings.Join(sortedKeys(want), " "); g != w {
-				t.Errorf("rpm files\n%s\nwant\n%s", g, w)
-			}
-			for _, k := range sortedKeys(want) {
-				if got[k] != want[k] {
-					t.Errorf("%s: mode %q, want %q", k, got[k], want[k])
-				}
-			}
-			// rpm -qlp is what a user would run; it must list them too.
-			ql := output(t, "rpm", "-qlp", p)
-			for _, k := range sortedKeys(want) {
-				if !strings.Contains(ql, k+"\n") {
-					t.Errorf("rpm -qlp does not list %s:\n%s", k, ql)
-				}
-			}
-			wantArch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[arch]
-			if a := output(t, "rpm", "-qp", "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}", p); a != "llm-agent "+testVersion+" 1 "+wantArch {
-				t.Errorf("rpm header: %q", a)
-			}
-		})
+	for _, tc := range []struct {
+		format, tool string
+		path         func(dir, goarch string) string
+		list         func(t *testing.T, p string) map[string]string
+		header       func(t *testing.T, p, goarch string)
+	}{
+		{"deb", "dpkg-deb", debPath, debFiles, debHeader},
+		{"rpm", "rpm", rpmPath, rpmFiles, rpmHeader},
+	} {
+		for _, arch := range []string{"amd64", "arm64"} {
+			t.Run(tc.format+"/"+arch, func(t *testing.T) {
+				needTool(t, tc.tool, tc.tool)
+				p := tc.path(dir, arch)
+				compareFiles(t, tc.list(t, p), want)
+				tc.header(t, p, arch)
+			})
+		}
+	}
+}
+
+// debFiles is dpkg-deb -c's list of the regular files in deb, after
+// checking that every entry is root's and has the release's time.
+func debFiles(t *testing.T, deb string) map[string]string {
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(output(t, "dpkg-deb", "-c", deb)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 6 {
+			t.Fatalf("dpkg-deb -c line %q", line)
+		}
+		mode, owner, day, clock, name := f[0], f[1], f[3], f[4], strings.TrimPrefix(f[5], ".")
+		if owner != "root/root" {
+			t.Errorf("%s owned by %s", name, owner)
+		}
+		if day+" "+clock != testTime.Format("2006-01-02 15:04") {
+			t.Errorf("%s has time %s %s, want the release's %v", name, day, clock, testTime)
+		}
+		if mode[0] != 'd' {
+			got[name] = mode
+		}
+	}
+	return got
+}
+
+func debHeader(t *testing.T, deb, goarch string) {
+	for field, w := range map[string]string{"Package": pkgName, "Version": testVersion + "-1", "Architecture": goarch} {
+		if v := strings.TrimSpace(output(t, "dpkg-deb", "-f", deb, field)); v != w {
+			t.Errorf("control field %s = %q, want %q", field, v, w)
+		}
+	}
+}
+
+// rpmFiles is rpm -qp's list of the regular files in the package, after
+// checking that every entry is root's and that rpm -qlp, what a user
+// would run, lists them.
+func rpmFiles(t *testing.T, p string) map[string]string {
+	got := map[string]string{}
+	list := output(t, "rpm", "-qp", "--qf", `[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]`, p)
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("rpm -qp line %q", line)
+		}
+		if f[1] != "root:root" {
+			t.Errorf("%s owned by %s", f[2], f[1])
+		}
+		if f[0][0] != 'd' {
+			got[f[2]] = f[0]
+		}
+	}
+	ql := output(t, "rpm", "-qlp", p)
+	for k := range got {
+		if !strings.Contains(ql, k+"\n") {
+			t.Errorf("rpm -qlp does not list %s:\n%s", k, ql)
+		}
+	}
+	return got
+}
+
+func rpmHeader(t *testing.T, p, goarch string) {
+	wantArch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goarch]
+	if a := output(t, "rpm", "-qp", "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}", p); a != pkgName+" "+testVersion+" 1 "+wantArch {
+		t.Errorf("rpm header: %q", a)
 	}
 }
