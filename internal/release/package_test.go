@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"os/exec"
@@ -226,5 +227,66 @@ func rpmHeader(t *testing.T, p, goarch string) {
 	wantArch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[goarch]
 	if a := output(t, "rpm", "-qp", "--qf", "%{NAME} %{VERSION} %{RELEASE} %{ARCH}", p); a != pkgName+" "+testVersion+" 1 "+wantArch {
 		t.Errorf("rpm header: %q", a)
+	}
+}
+
+// TestGeneratedFiles runs writePackages with stand-in binaries that print
+// the completions and units, so the way of generated files into the
+// packages is tested before the real commands exist: every file at each
+// of its places, a unit that runs another llm-agent refused, a command that
+// fails named.
+func TestGeneratedFiles(t *testing.T) {
+	needTool(t, "dpkg-deb", "dpkg")
+	const good = `#!/bin/sh
+case "$*" in
+"completion "*) echo "# $2 completion of both" ;;
+"--print-service systemd") printf '[Service]\nExecStart=/usr/bin/llm-agent -D\n' ;;
+"--print-service systemd-socket") printf '[Socket]\nListenStream=%%t/llm-agent/agent.sock\n' ;;
+*) echo "unknown $*" >&2; exit 1 ;;
+esac
+`
+	for _, tc := range []struct{ name, script, err string }{
+		{"printed", good, ""},
+		{"elsewhere", strings.Replace(good, "/usr/bin/llm-agent -D", "/home/me/llm-agent -D", 1), "make --print-service print the packaged path"},
+		{"missing", strings.Replace(good, `"completion "*)`, `"completion x")`, 1), `"llm-agent-client completion bash"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			o := Options{Root: repo, Out: filepath.Join(tmp, "dist"), Version: testVersion, Time: testTime,
+				Maintainer: defaultMaintainer, Generated: allGenerated}
+			host := filepath.Join(tmp, "host")
+			for _, dir := range []string{host, filepath.Join(o.Out, binDir(testVersion, target{"linux", "amd64"})), filepath.Join(o.Out, binDir(testVersion, target{"linux", "arm64"}))} {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range commands {
+					if err := os.WriteFile(filepath.Join(dir, c), []byte(tc.script), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			stage := filepath.Join(tmp, "stage")
+			os.Mkdir(stage, 0o700)
+			err := writePackages(context.Background(), o, stage, host)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error with %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			root := t.TempDir()
+			output(t, "dpkg-deb", "-x", debPath(o.Out, "arm64"), root)
+			for _, g := range allGenerated {
+				want := output(t, filepath.Join(host, g.cmd), g.args...)
+				for _, d := range g.dsts {
+					if got, err := os.ReadFile(filepath.Join(root, d)); err != nil || string(got) != want {
+						t.Errorf("%s: %q, %v; want what %s prints, %q", d, got, err, g.argv(), want)
+					}
+				}
+			}
+		})
 	}
 }
