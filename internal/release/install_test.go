@@ -41,7 +41,7 @@ func TestDebInstall(t *testing.T) {
 		if out, err := exec.Command("dpkg", "-r", pkgName).CombinedOutput(); err != nil {
 			t.Errorf("dpkg -r %s: %v\n%s", pkgName, err, out)
 		}
-		for p := range wantFiles(shared.present) {
+		for p := range wantFiles(allGenerated) {
 			if _, err := os.Lstat(p); err == nil {
 				t.Errorf("%s is still there after dpkg -r", p)
 			}
@@ -50,7 +50,7 @@ func TestDebInstall(t *testing.T) {
 	output(t, "dpkg", "-i", debPath(dir, runtime.GOARCH))
 
 	listed := output(t, "dpkg", "-L", pkgName)
-	for p, mode := range wantFiles(shared.present) {
+	for p, mode := range wantFiles(allGenerated) {
 		if !strings.Contains(listed, p+"\n") {
 			t.Errorf("dpkg -L does not list %s", p)
 		}
@@ -67,6 +67,26 @@ func TestDebInstall(t *testing.T) {
 		}
 	}
 
+	t.Run("units", func(t *testing.T) {
+		// What systemd would load: the installed units, their ExecStart the
+		// installed /usr/bin/llm-agent, man:llm-agent(1) the installed page.
+		needTool(t, "systemd-analyze", "systemd")
+		cmd := exec.Command("systemd-analyze", "verify", "--user", unitDir+"llm-agent.socket", unitDir+"llm-agent.service")
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+t.TempDir(), "SYSTEMD_LOG_COLOR=0")
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("systemd-analyze verify --user of the installed units: %v\n%s", err, out)
+		}
+	})
+	t.Run("bash", func(t *testing.T) {
+		// bash-completion loads the file named after the command; each
+		// must complete both programs.
+		for _, name := range []string{"llm-agent", "llm-agent-client"} {
+			out := output(t, "bash", "--norc", "--noprofile", "-c", "source "+bashDir+name+" && complete -p llm-agent llm-agent-client")
+			if !strings.Contains(out, " llm-agent\n") || !strings.Contains(out, " llm-agent-client\n") {
+				t.Errorf("%s%s does not complete both programs: complete -p says\n%s", bashDir, name, out)
+			}
+		}
+	})
 	for _, c := range commands {
 		t.Run("man/"+c, func(t *testing.T) {
 			page := manDir + c + ".1.gz"

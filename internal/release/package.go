@@ -44,8 +44,10 @@ var allGenerated = []generated{
 	{cmd: "llm-agent-client", args: []string{"completion", "bash"}, dsts: []string{bashDir + "llm-agent", bashDir + "llm-agent-client"}},
 	{cmd: "llm-agent-client", args: []string{"completion", "zsh"}, dsts: []string{zshDir + "_llm-agent"}},
 	{cmd: "llm-agent-client", args: []string{"completion", "fish"}, dsts: []string{fishDir + "llm-agent.fish", fishDir + "llm-agent-client.fish"}},
-	{cmd: "llm-agent", args: []string{"--print-service", "systemd"}, dsts: []string{unitDir + "llm-agent.service"}, check: execStartIsPackaged},
-	{cmd: "llm-agent", args: []string{"--print-service", "systemd-socket"}, dsts: []string{unitDir + "llm-agent.socket"}},
+	// Without --service-program the unit would run the llm-agent that
+	// printed it, here the one in the release directory.
+	{cmd: "llm-agent", args: []string{"--print-service", "systemd", "--service-program", binPrefix + "llm-agent"}, dsts: []string{unitDir + "llm-agent.service"}, check: execStartIsPackaged},
+	{cmd: "llm-agent", args: []string{"--print-service", "systemd-socket", "--service-program", binPrefix + "llm-agent"}, dsts: []string{unitDir + "llm-agent.socket"}},
 }
 
 // execStartIsPackaged refuses a unit that would run some other llm-agent
@@ -57,7 +59,7 @@ func execStartIsPackaged(unit []byte) error {
 			if v == binPrefix+"llm-agent" || strings.HasPrefix(v, binPrefix+"llm-agent ") {
 				return nil
 			}
-			return fmt.Errorf("the unit's ExecStart runs %q, not %sllm-agent; make --print-service print the packaged path", v, binPrefix)
+			return fmt.Errorf("the unit's ExecStart runs %q, not %sllm-agent; print it with --service-program %sllm-agent", v, binPrefix, binPrefix)
 		}
 	}
 	return errors.New("the unit has no ExecStart line")

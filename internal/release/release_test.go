@@ -27,11 +27,9 @@ const (
 var testTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 var shared struct {
-	once    sync.Once
-	dir     string // the release directory
-	present []generated
-	missing []generated // commands not on this branch yet
-	err     error
+	once sync.Once
+	dir  string // the release directory
+	err  error
 }
 
 // repo is the repository's absolute path: TestReproducible changes the
@@ -64,11 +62,7 @@ func release(t *testing.T) string {
 			return
 		}
 		shared.dir = filepath.Join(parent, "dist")
-		shared.present, shared.missing, shared.err = probeGenerated(t)
-		if shared.err != nil {
-			return
-		}
-		shared.err = buildInto(shared.dir, shared.present)
+		shared.err = buildInto(shared.dir)
 	})
 	if shared.err != nil {
 		t.Fatalf("release build: %v", shared.err)
@@ -76,50 +70,9 @@ func release(t *testing.T) string {
 	return shared.dir
 }
 
-func buildInto(dir string, gen []generated) error {
+func buildInto(dir string) error {
 	return Build(context.Background(), Options{Root: repo, Out: dir, Version: testVersion,
-		Time: testTime, Maintainer: defaultMaintainer, Generated: gen})
-}
-
-// probeGenerated splits allGenerated into the files whose command this
-// branch's binaries have and those they do not have yet.
-//
-// TODO(lead): once the completion (H3) and --print-service (H2) branches
-// are merged, drop this probe and build with allGenerated, so that a
-// missing command fails the tests.
-func probeGenerated(t *testing.T) (present, missing []generated, err error) {
-	dir, err := os.MkdirTemp("", "release-probe-")
-	if err != nil {
-		return nil, nil, err
-	}
-	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/llm-agent", "./cmd/llm-agent-client")
-	cmd.Dir = repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	for _, g := range allGenerated {
-		c := exec.Command(filepath.Join(dir, g.cmd), g.args...)
-		c.Dir = dir
-		c.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-		if err := c.Run(); err != nil {
-			t.Logf("%s does not work on this branch (%v): the packages are built without %v", g.argv(), err, g.dsts)
-			missing = append(missing, g)
-			continue
-		}
-		present = append(present, g)
-	}
-	return present, missing, nil
-}
-
-// skipIfMissing skips t when g's command is not on this branch yet.
-func skipIfMissing(t *testing.T, g generated) {
-	t.Helper()
-	for _, m := range shared.missing {
-		if m.argv() == g.argv() {
-			t.Skipf("SKIPPED: %q is not on this branch yet (another branch adds it); %v not packaged", g.argv(), g.dsts)
-		}
-	}
+		Time: testTime, Maintainer: defaultMaintainer, Generated: allGenerated})
 }
 
 func ci() bool { return os.Getenv("CI") == "true" }
@@ -156,7 +109,7 @@ func TestReproducible(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
 	t.Chdir(t.TempDir())
 	second := filepath.Join(t.TempDir(), "elsewhere", "dist")
-	if err := buildInto(second, shared.present); err != nil {
+	if err := buildInto(second); err != nil {
 		t.Fatalf("second build: %v", err)
 	}
 	a, b := readSums(t, first), readSums(t, second)

@@ -124,7 +124,7 @@ func TestExecStartIsPackaged(t *testing.T) {
 	for _, tc := range []struct{ unit, err string }{
 		{"[Service]\nExecStart=/usr/bin/llm-agent -D -a %t/llm-agent/agent.sock\n", ""},
 		{"[Service]\nExecStart=/usr/bin/llm-agent\n", ""},
-		{"[Service]\nExecStart=/home/me/bin/llm-agent -D\n", "make --print-service print the packaged path"},
+		{"[Service]\nExecStart=/home/me/bin/llm-agent -D\n", "print it with --service-program /usr/bin/llm-agent"},
 		{"[Service]\nExecStart=/usr/bin/llm-agent-client x\n", "not /usr/bin/llm-agent"},
 		{"[Service]\nType=simple\n", "no ExecStart"},
 	} {
