@@ -15,8 +15,9 @@
 // and rpm sort it before the release.
 //
 // The binaries are static (CGO_ENABLED=0) and reproducible: -trimpath,
-// -buildvcs=false, -ldflags "-s -w -buildid=", and GOAMD64, GOARM64 and
-// GOEXPERIMENT pinned so that the builder's environment cannot change them.
+// -buildvcs=false, -ldflags "-s -w -buildid=", with GOAMD64, GOARM64 and
+// GOFLAGS pinned and GOEXPERIMENT cleared, so that the builder's
+// environment cannot change them.
 // The same commit built with the same Go toolchain gives the same bytes,
 // SHA256SUMS included. Package file times come from SOURCE_DATE_EPOCH, else
 // from HEAD's commit time.
