@@ -14,6 +14,7 @@ import (
 
 	"github.com/llm-agent/llm-agent/internal/daemon"
 	"github.com/llm-agent/llm-agent/internal/guard"
+	"github.com/llm-agent/llm-agent/protocol"
 )
 
 // guardOptions are guard's flags.
@@ -138,13 +139,18 @@ func guardUpstream(e *env, dir string) (string, bool, error) {
 		return "", false, errors.New("this shell already uses a guard (LLM_AUTH_SOCK is a guard's socket in " + dir + ")")
 	}
 	c, err := connect(e)
-	if errors.As(err, new(*plainAgentError)) {
+	if err != nil {
+		return "", false, err
+	}
+	// The probe (see connect) needs a request to ride with.
+	_, err = c.Status()
+	c.Close()
+	if errors.Is(err, protocol.ErrNotLLMAgent) {
 		return "", false, errNothingToGuard
 	}
 	if err != nil {
 		return "", false, err
 	}
-	c.Close()
 	return path, viaSSH, nil
 }
 
