@@ -61,6 +61,28 @@ func TestAttack16ListenEnv(t *testing.T) {
 	}
 }
 
+// takeDups is take on duplicates of fds, so that the fds stay their
+// owners' to close (take closes what it takes; a double close would hit a
+// number reused elsewhere), and the duplicates are closed on a refusal.
+func takeDups(t *testing.T, fds []int, want string) (*Sockets, error) {
+	t.Helper()
+	dups := make([]int, len(fds))
+	for i, fd := range fds {
+		d, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dups[i] = d
+	}
+	s, err := take(dups, want)
+	if err != nil {
+		for _, d := range dups {
+			unix.Close(d)
+		}
+	}
+	return s, err
+}
+
 // pty opens a pseudo-terminal master: an fd that is a tty.
 func pty(t *testing.T) int {
 	t.Helper()
@@ -186,7 +208,7 @@ func TestAttack16PassedFDs(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			fds, want := tt.setup(t, socketDir(t))
-			s, err := take(fds, want)
+			s, err := takeDups(t, fds, want)
 			if err == nil {
 				s.Use.Close()
 				s.Admin.Close()
@@ -309,7 +331,7 @@ func TestAttack16ForeignSocketSwappedPath(t *testing.T) {
 	cred, _ := unix.GetsockoptUcred(use, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	t.Logf("the other user's listener: inode owner %d, listen(2) by uid %d; the other user is %d", st.Uid, cred.Uid, other.UID)
 
-	s, err := take([]int{use, admin}, path)
+	s, err := takeDups(t, []int{use, admin}, path)
 	if err == nil {
 		defer s.Use.Close()
 		defer s.Admin.Close()
@@ -330,10 +352,46 @@ func TestAttack16ForeignSocketSwappedPath(t *testing.T) {
 		c.Close()
 	}
 	own = append(own, listenFD(t, filepath.Join(mine, "llm-agent", "b.sock"), 0o600), listenFD(t, filepath.Join(mine, "llm-agent", "b.sock.admin"), 0o600))
-	s, err = take(own, "")
+	s, err = takeDups(t, own, "")
 	if err != nil {
 		t.Fatalf("the owner's own sockets: %v", err)
 	}
 	s.Use.Close()
 	s.Admin.Close()
+}
+
+// FuzzVFSAttr: whatever attributes a unix_diag reply carries, vfsAttr
+// never panics, and finds a file only in a whole UNIX_DIAG_VFS attribute.
+func FuzzVFSAttr(f *testing.F) {
+	vfs := []byte{12, 0, unixDiagVFS, 0, 0x39, 0x30, 0, 0, 0x05, 0, 0x10, 0} // ino 12345, dev 1:5
+	if dev, ino, err := vfsAttr(vfs); err != nil || dev != unix.Mkdev(1, 5) || ino != 12345 {
+		f.Fatalf("vfsAttr of ino 12345 on 1:5 = %d %d %v", dev, ino, err)
+	}
+	f.Add(vfs)
+	f.Add(append([]byte{8, 0, 4, 0, 1, 2, 3, 4}, vfs...)) // RQLEN first
+	f.Add([]byte{5, 0, 4, 0, 1, 0, 0, 0, 12, 0, 1, 0})    // unaligned length
+	f.Add([]byte{0, 0, 1, 0})                             // zero length
+	f.Add([]byte{255, 255, 1, 0, 0, 0, 0, 0})             // longer than the reply
+	f.Add([]byte{8, 0, unixDiagVFS, 0, 1, 0, 0, 0})       // short VFS
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dev, ino, err := vfsAttr(b)
+		if err != nil {
+			if dev != 0 || ino != 0 {
+				t.Fatalf("error %v with dev %d ino %d", err, dev, ino)
+			}
+			return
+		}
+		for off := 0; off+4 <= len(b); {
+			l := int(b[off]) | int(b[off+1])<<8
+			if l < 4 || off+l > len(b) {
+				t.Fatalf("found a file in a malformed reply %x", b)
+			}
+			if b[off+2] == unixDiagVFS && b[off+3] == 0 && l >= 12 {
+				return
+			}
+			off += (l + 3) &^ 3
+		}
+		t.Fatalf("found a file in %x, which has no VFS attribute", b)
+	})
 }
