@@ -342,6 +342,19 @@ func TestAttack16ForeignSocketSwappedPath(t *testing.T) {
 	}
 	t.Logf("refused: %v", err)
 
+	// The owner's own sockets, in a directory of the other user, are
+	// refused too: that user could swap them.
+	os.Chmod(theirs, 0o755)
+	in := filepath.Join(theirs, "llm-agent", "own.sock")
+	s, err = takeDups(t, []int{listenFD(t, in, 0o600), listenFD(t, in+".admin", 0o600)}, in)
+	if err == nil || !strings.Contains(err.Error(), "belongs to uid") {
+		if s != nil {
+			s.Use.Close()
+			s.Admin.Close()
+		}
+		t.Fatalf("sockets in another user's directory: err %v, want a refusal", err)
+	}
+
 	// And the owner's own sockets, reached by the same name, still pass.
 	var own []int
 	for _, p := range []string{real, real + ".admin"} {
