@@ -189,9 +189,10 @@ func take(fds []int, want string) (*Sockets, error) {
 	return s, nil
 }
 
-// checkListener checks that fd is a listening Unix stream socket bound to
-// a path this user owns, with mode 0600, in a directory that group and
-// others cannot write, and returns the path.
+// checkListener checks that fd is a listening Unix stream socket this
+// user created, bound to the file its path names, which this user owns,
+// with mode 0600, in a directory that group and others cannot write, and
+// returns the path.
 func checkListener(fd int) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -199,6 +200,10 @@ func checkListener(fd int) (string, error) {
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return "", errors.New("not a socket; check the socket unit")
+	}
+	// A socket's inode belongs to whoever created it.
+	if int(st.Uid) != os.Getuid() && st.Uid != 0 {
+		return "", fmt.Errorf("a socket created by uid %d, not by this user (%d); check the socket unit", st.Uid, os.Getuid())
 	}
 	if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
 		return "", errors.New("not a stream socket; use ListenStream=")
@@ -228,7 +233,22 @@ func checkListener(fd int) (string, error) {
 	if perm := fi.Mode().Perm(); perm != 0o600 {
 		return "", fmt.Errorf("%s has mode %04o, want 0600 (SocketMode=0600)", path, perm)
 	}
-	dir := filepath.Dir(path)
+	// The path only names a socket: fd must be the very socket there, not
+	// one whose file was unlinked and replaced, or reached through a
+	// symlink that now points elsewhere.
+	dev, ino, err := boundFile(fd)
+	if err != nil {
+		return "", fmt.Errorf("bound to %s, but which file is it: %v", path, err)
+	}
+	if pst, ok := fi.Sys().(*syscall.Stat_t); !ok || uint64(pst.Dev) != dev || uint64(uint32(pst.Ino)) != ino {
+		return "", fmt.Errorf("bound to %s, but the socket there now is another one (the path was replaced); restart llm-agent.socket", path)
+	}
+	// The directory that really holds it, after symlinks and "..".
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("socket path %s: %v", path, err)
+	}
+	dir := filepath.Dir(real)
 	di, err := os.Lstat(dir)
 	if err != nil {
 		return "", fmt.Errorf("socket directory: %v", err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Target says for whom and where Install writes.
@@ -62,6 +63,16 @@ func unitDir(t Target) string {
 	return filepath.Join(base, "systemd", "user")
 }
 
+// unitBase is the directory above the one Install writes in that is the
+// user's own to keep private: the configuration directory for systemd,
+// ~/Library for launchd.
+func unitBase(t Target) string {
+	if t.OS == "darwin" {
+		return filepath.Join(t.Home, "Library")
+	}
+	return filepath.Dir(filepath.Dir(unitDir(t)))
+}
+
 func plistPath(t Target) string {
 	return filepath.Join(t.Home, "Library", "LaunchAgents", Label+".plist")
 }
@@ -82,9 +93,26 @@ func Install(t Target, force bool) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := checkProgramOwner(t.Program); err != nil {
+		return Result{}, err
+	}
+	dirs := filepath.Dir(files[0].Path)
+	base := unitBase(t)
+	if err := privateTree(base, dirs); err != nil {
+		return Result{}, err
+	}
 	var r Result
 	var todo []File
 	for _, f := range files {
+		// Only a regular file is read: a FIFO or a device planted there
+		// would block or never end.
+		if fi, err := os.Stat(f.Path); err == nil && !fi.Mode().IsRegular() {
+			if !force {
+				return Result{}, fmt.Errorf("%s exists and is not a regular file (%v); remove it, or add --force to replace it", f.Path, fi.Mode().Type())
+			}
+			todo = append(todo, f)
+			continue
+		}
 		old, err := os.ReadFile(f.Path)
 		switch {
 		case err == nil && bytes.Equal(old, []byte(f.Text)):
@@ -117,6 +145,77 @@ func Install(t Target, force bool) (Result, error) {
 		r.Shell = "export LLM_AUTH_SOCK=" + shellQuote(LaunchdSock(t.Home))
 	}
 	return r, nil
+}
+
+// privateTree checks dir and each directory above it up to base, those
+// that exist: who else can write one can replace the unit in it, and with
+// it what runs at every login.
+func privateTree(base, dir string) error {
+	for d := dir; ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d) // a symlink to a directory counts as that directory
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if err == nil {
+			if why := othersCanReplace(fi); why != "" {
+				return fmt.Errorf("unit directory %s %s, who could then replace the units; fix its owner or mode (chmod 755)", d, why)
+			}
+		}
+		if d == base || d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// checkProgramOwner checks that no one but this user and root can replace
+// the llm-agent the units run, at every login: not the file, nor any
+// directory on its path, as written and with its symlinks resolved.
+func checkProgramOwner(program string) error {
+	paths := []string{program}
+	if real, err := filepath.EvalSymlinks(program); err == nil && real != program {
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		for d := p; ; d = filepath.Dir(d) {
+			fi, err := os.Lstat(d)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			if err == nil {
+				if why := othersCanReplace(fi); why != "" {
+					return fmt.Errorf("%s %s, who could then replace the llm-agent your units run (%s); install llm-agent where only you or root can write (~/.local/bin, /usr/local/bin), or name such a copy with --service-program", d, why, program)
+				}
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// othersCanReplace says why users other than this one and root could
+// change fi or what is in it, or "". A symlink's own mode means nothing; a
+// sticky directory protects what others do not own. Group write is let be:
+// user private groups (umask 002) and admin groups (Homebrew's
+// /opt/homebrew) grant it without granting it to others.
+func othersCanReplace(fi os.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "has no owner this system reports"
+	}
+	uid := int(st.Uid)
+	if uid != os.Getuid() && uid != 0 {
+		return fmt.Sprintf("belongs to uid %d", uid)
+	}
+	mode := fi.Mode()
+	if mode&os.ModeSymlink != 0 || mode.IsDir() && mode&os.ModeSticky != 0 {
+		return ""
+	}
+	if mode.Perm()&0o002 != 0 {
+		return fmt.Sprintf("is writable by others (mode %04o)", mode.Perm())
+	}
+	return ""
 }
 
 // privateDir makes dir with mode 0700, or checks that the one there is a

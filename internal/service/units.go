@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // The kinds --print-service takes.
@@ -55,10 +56,20 @@ func CheckProgram(program string) error {
 	if !filepath.IsAbs(program) {
 		return fmt.Errorf("the program a unit runs must be an absolute path, not %q", program)
 	}
-	if strings.ContainsFunc(program, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return fmt.Errorf("the program path %q holds a control character; install llm-agent elsewhere", program)
+	if oddText(program) {
+		return fmt.Errorf("the program path %q holds a control character, a byte that is not UTF-8 or a Unicode noncharacter, which units cannot name; install llm-agent elsewhere", program)
 	}
 	return nil
+}
+
+// oddText reports whether s cannot be written into a unit or a plist as it
+// is: a control character (a newline would start a directive), bytes that
+// are not UTF-8 (systemd drops the line, XML turns them into U+FFFD), or a
+// noncharacter (systemd refuses it, XML has no U+FFFE).
+func oddText(s string) bool {
+	return !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool {
+		return r < 0x20 || r == 0x7f || r >= 0xfdd0 && r <= 0xfdef || r&0xfffe == 0xfffe
+	})
 }
 
 // Systemd is llm-agent.service for program. The agent runs in the
@@ -145,6 +156,9 @@ func Launchd(program, home string) (string, error) {
 	}
 	if !filepath.IsAbs(home) {
 		return "", errors.New("the home directory must be an absolute path; set HOME")
+	}
+	if oddText(home) {
+		return "", fmt.Errorf("the home directory %q holds a character a plist cannot hold; set HOME to a plainer path", home)
 	}
 	var b strings.Builder
 	str := func(indent, s string) {
