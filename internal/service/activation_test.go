@@ -95,7 +95,20 @@ func listenFD(t *testing.T, path string, mode os.FileMode) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return int(f.Fd()) // f stays open until take closes the fd
+	return rawDup(t, f)
+}
+
+// rawDup returns a duplicate of f's fd that no *os.File owns, and closes
+// f: take closes the fds it is given, and an *os.File would close the same
+// number again when collected, by then perhaps another test's file.
+func rawDup(t *testing.T, f *os.File) int {
+	t.Helper()
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }
 
 // rawFD is a Unix socket of typ bound to path, not listening.
@@ -154,7 +167,7 @@ func TestTake(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := filepath.Join(dir, "agent.sock")
-			return []int{int(f.Fd()), listenFD(t, p+".admin", 0o600)}, ""
+			return []int{rawDup(t, f), listenFD(t, p+".admin", 0o600)}, ""
 		}, "not a socket"},
 		{"closed fd", func(t *testing.T, dir string) ([]int, string) {
 			p := filepath.Join(dir, "agent.sock")
