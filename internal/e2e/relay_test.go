@@ -36,11 +36,19 @@ func TestToolsRelay(t *testing.T) {
 			var scanned, withDummy int
 			var hits []string
 			var mem memScanResult
+			var memHits []string
 			r.up.arm(func() {
 				mu.Lock()
 				defer mu.Unlock()
-				scanned, hits, withDummy = procScan(r.user.UID, token, "sk-llm-agent-proxy-")
-				mem = memScan(r.user.UID, token, "sk-llm-agent-proxy-")
+				s, h, w := procScan(r.user.UID, token, "sk-llm-agent-proxy-")
+				m := memScan(r.user.UID, token, "sk-llm-agent-proxy-")
+				// Every scan's findings count; the report keeps a scan that
+				// read a proxy: a request the tool gave up on may be scanned
+				// after the proxy has exited.
+				hits, memHits = append(hits, h...), append(memHits, m.hits...)
+				if scanned == 0 || len(mem.proxies) == 0 {
+					scanned, withDummy, mem = s, w, m
+				}
 			})
 			res, took := toolsRun(t, r.cmd(r.srv, fwdPrimary, nil, r.prelude(d.name)+d.script(r, d.toolLine(r))))
 			r.up.arm(nil)
@@ -62,9 +70,9 @@ func TestToolsRelay(t *testing.T) {
 			defer mu.Unlock()
 			checkProcScan(t, scanned, hits, withDummy)
 			t.Logf("memory: read %d bytes in %d regions of %d processes of the test user while a request was in flight (%d regions not read to the end, skipped: %d of them unmapped during the scan); proxies %v (pid: bytes read); dummy key in the memory of pids %v: credential %s",
-				mem.bytes, mem.regions, mem.procs, mem.failed, mem.gone, mem.proxies, mem.withMarker, map[bool]string{true: "FOUND", false: "not found"}[len(mem.hits) > 0])
-			if len(mem.hits) > 0 {
-				t.Errorf("the credential is in the memory of pid %s", strings.Join(mem.hits, ", "))
+				mem.bytes, mem.regions, mem.procs, mem.failed, mem.gone, mem.proxies, mem.withMarker, map[bool]string{true: "FOUND", false: "not found"}[len(memHits) > 0])
+			if len(memHits) > 0 {
+				t.Errorf("the credential is in the memory of pid %s", strings.Join(memHits, ", "))
 			}
 			proxyRead := false
 			for pid, b := range mem.proxies {
